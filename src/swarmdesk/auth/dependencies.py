@@ -1,0 +1,118 @@
+"""The access gates. Every route states which principal it takes through these aliases; nothing
+else in a route decides who may call it."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from swarmdesk.accounts.models import Role
+from swarmdesk.auth import service
+from swarmdesk.auth.principals import CustomerPrincipal, StaffPrincipal
+from swarmdesk.core.db import UnitOfWork
+from swarmdesk.core.errors import Forbidden, NotAuthenticated
+from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, SESSION_TOKEN_PREFIX, USER_TOKEN_PREFIX
+from swarmdesk.runtime import Runtime
+
+SESSION_COOKIE = "sd_session"
+CSRF_COOKIE = "sd_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
+    async with runtime.uow() as uow:
+        yield uow
+
+
+# scope="function": the session closes when the endpoint returns, before the response is sent,
+# so SQLite's single connection is never held across network I/O.
+Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise NotAuthenticated("Authorization header must be 'Bearer <token>'")
+    return value.strip()
+
+
+async def current_staff(request: Request, uow: Uow) -> StaffPrincipal:
+    token = _bearer(request)
+    if token is not None:
+        if token.startswith(CUSTOMER_TOKEN_PREFIX):
+            raise Forbidden("a customer credential cannot be used on an agent route")
+        if not token.startswith(USER_TOKEN_PREFIX):
+            raise NotAuthenticated("unknown kind of API token")
+        found = await service.user_for_api_token(uow.session, token)
+        if found is None:
+            raise NotAuthenticated("API token is invalid, expired or revoked")
+        user, api_token = found
+        scopes: frozenset[str] | None = frozenset(api_token.scopes)
+        via = "token"
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie or not cookie.startswith(SESSION_TOKEN_PREFIX):
+            raise NotAuthenticated("sign in or send an API token")
+        found_session = await service.user_for_session(uow.session, cookie)
+        if found_session is None:
+            raise NotAuthenticated("session expired; sign in again")
+        user, browser_session = found_session
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not sent or not hmac.compare_digest(sent, browser_session.csrf_token):
+                raise Forbidden("missing or wrong CSRF token (send the X-CSRF-Token header)")
+        scopes, via = None, "session"
+    if not user.is_active:
+        raise NotAuthenticated("this user is deactivated")
+    return StaffPrincipal(
+        user_id=user.id, account_id=user.account_id, role=user.role, name=user.name, email=user.email,
+        team_ids=await service.team_ids_for(uow.session, user.id), scopes=scopes, via=via)
+
+
+async def current_customer(request: Request, uow: Uow) -> CustomerPrincipal:
+    token = _bearer(request)
+    if token is None:
+        raise NotAuthenticated("send the customer token as 'Authorization: Bearer <token>'")
+    if not token.startswith(CUSTOMER_TOKEN_PREFIX):
+        raise Forbidden("this route is for customer sessions; agent credentials cannot be used here")
+    cs = await service.customer_session_for(uow.session, token)
+    if cs is None:
+        raise NotAuthenticated("customer session is invalid or expired")
+    return CustomerPrincipal(contact_id=cs.contact_id, account_id=cs.account_id, inbox_id=cs.inbox_id,
+                             session_id=cs.id)
+
+
+Staff = Annotated[StaffPrincipal, Depends(current_staff)]
+Customer = Annotated[CustomerPrincipal, Depends(current_customer)]
+
+
+def scoped(scope: str, *, roles: tuple[Role, ...] | None = None) -> Callable[..., StaffPrincipal]:
+    def gate(principal: Staff) -> StaffPrincipal:
+        principal.require_scope(scope)
+        if roles is not None and principal.role not in roles:
+            raise Forbidden(f"requires the {' or '.join(r.value for r in roles)} role")
+        return principal
+    gate.__name__ = f"require_{scope.replace(':', '_')}"
+    return gate
+
+
+ConversationsReader = Annotated[StaffPrincipal, Depends(scoped("conversations:read"))]
+ConversationsWriter = Annotated[StaffPrincipal, Depends(scoped("conversations:write"))]
+ContactsReader = Annotated[StaffPrincipal, Depends(scoped("contacts:read", roles=(Role.admin, Role.supervisor, Role.agent)))]
+ContactsWriter = Annotated[StaffPrincipal, Depends(scoped("contacts:write", roles=(Role.admin, Role.supervisor, Role.agent)))]
+Admin = Annotated[StaffPrincipal, Depends(scoped("admin", roles=(Role.admin,)))]
+Supervisor = Annotated[StaffPrincipal, Depends(scoped("conversations:read", roles=(Role.admin, Role.supervisor)))]

@@ -1,0 +1,48 @@
+"""Who is calling. Staff and customers are different kinds of principal and never interchange."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swarmdesk.accounts.models import Role
+from swarmdesk.core.errors import Forbidden
+
+# Scopes an API token can carry. A browser session has them all (limited only by role).
+SCOPES = {
+    "conversations:read": "read conversations, messages and their activity",
+    "conversations:write": "reply, add notes, assign, change status, tags and attributes",
+    "contacts:read": "read customers and organizations",
+    "contacts:write": "create and update customers and organizations",
+    "admin": "manage inboxes, users, teams, tokens, webhooks, jobs and account settings",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StaffPrincipal:
+    user_id: int
+    account_id: int
+    role: Role
+    name: str
+    email: str
+    team_ids: tuple[int, ...]
+    scopes: frozenset[str] | None  # None: a browser session, every scope the role allows
+    via: str  # "session" | "token"
+
+    def has_scope(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
+
+    def require_scope(self, scope: str) -> None:
+        if not self.has_scope(scope):
+            raise Forbidden(f"this API token lacks the {scope!r} scope")
+
+    @property
+    def sees_all_conversations(self) -> bool:
+        return self.role in (Role.admin, Role.supervisor)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPrincipal:
+    contact_id: int
+    account_id: int
+    inbox_id: int
+    session_id: int

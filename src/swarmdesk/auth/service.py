@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from swarmdesk.accounts.models import ApiToken, BrowserSession, TeamMember, User
+from swarmdesk.contacts.models import CustomerSession
+from swarmdesk.core.clock import utcnow
+from swarmdesk.core.security import token_digest
+
+
+async def team_ids_for(session: AsyncSession, user_id: int) -> tuple[int, ...]:
+    rows = await session.scalars(select(TeamMember.team_id).where(TeamMember.user_id == user_id))
+    return tuple(sorted(rows.all()))
+
+
+async def user_for_api_token(session: AsyncSession, token: str) -> tuple[User, ApiToken] | None:
+    now = utcnow()
+    row = (await session.execute(
+        select(User, ApiToken).join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_digest(token), ApiToken.revoked_at.is_(None))
+    )).first()
+    if row is None:
+        return None
+    user, api_token = row
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        return None
+    return user, api_token
+
+
+async def user_for_session(session: AsyncSession, token: str) -> tuple[User, BrowserSession] | None:
+    row = (await session.execute(
+        select(User, BrowserSession).join(BrowserSession, BrowserSession.user_id == User.id)
+        .where(BrowserSession.token_hash == token_digest(token))
+    )).first()
+    if row is None or row[1].expires_at <= utcnow():
+        return None
+    return row[0], row[1]
+
+
+async def customer_session_for(session: AsyncSession, token: str) -> CustomerSession | None:
+    cs = await session.scalar(select(CustomerSession).where(CustomerSession.token_hash == token_digest(token)))
+    if cs is None or cs.expires_at <= utcnow():
+        return None
+    return cs
+
+
+async def touch_token(session: AsyncSession, token_id: int, when: datetime) -> None:
+    await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=when))
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.lower()))

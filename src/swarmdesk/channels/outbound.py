@@ -1,0 +1,73 @@
+"""Delivering agent replies through their channel: a durable job per message, at least once, with
+the message id as idempotency key so the receiving side can drop duplicates."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from swarmdesk.accounts.models import Account, User
+from swarmdesk.channels.base import OutboundAttachment, OutboundMessage, Recipient
+from swarmdesk.channels.models import Inbox
+from swarmdesk.channels.registry import channels
+from swarmdesk.contacts.identity import handle_scope
+from swarmdesk.contacts.models import Contact, ContactIdentity
+from swarmdesk.conversations import actions as conversations_actions
+from swarmdesk.conversations.actions import DELIVER_JOB
+from swarmdesk.conversations.models import Attachment, Conversation, DeliveryStatus, Message
+from swarmdesk.core.storage import AttachmentStore
+from swarmdesk.jobs.registry import JobContext, PermanentFailure, RetryLater, jobs
+
+if TYPE_CHECKING:
+    from swarmdesk.runtime import Runtime
+
+
+def outbound_allowlist(account: Account) -> frozenset[str]:
+    return frozenset((account.settings or {}).get("outbound_allowlist", []))
+
+
+@jobs.handler(DELIVER_JOB)
+async def deliver_message(runtime: Runtime, payload: dict[str, Any], ctx: JobContext) -> None:
+    async with runtime.uow() as uow:
+        s = uow.session
+        message = await s.get(Message, payload["message_id"])
+        if message is None or message.delivery_status != DeliveryStatus.pending:
+            return  # already delivered (a retry after a crash) or deleted
+        conversation = await s.get(Conversation, message.conversation_id)
+        inbox = await s.get(Inbox, message.inbox_id)
+        account = await s.get(Account, message.account_id)
+        assert conversation is not None and inbox is not None and account is not None
+        contact = await s.get(Contact, conversation.contact_id)
+        sender = await s.get(User, message.sender_id) if message.sender_id else None
+        identities = (await s.scalars(select(ContactIdentity).where(
+            ContactIdentity.contact_id == conversation.contact_id))).all()
+        attachment_rows = (await s.scalars(select(Attachment).where(Attachment.message_id == message.id))).all()
+    assert contact is not None
+    handles = {str(i.kind): i.value for i in identities if i.scope in ("", handle_scope(inbox.id))}
+    store = AttachmentStore(runtime.settings.attachments_dir)
+    outbound = OutboundMessage(
+        message_id=message.id, conversation_id=conversation.id, conversation_key=conversation.external_key,
+        content=message.content, content_html=message.content_html, sender_name=sender.name if sender else "",
+        recipient=Recipient(contact_id=contact.id, name=contact.name, handles=handles),
+        attachments=[OutboundAttachment(a.filename, a.content_type, await store.read(a.storage_key))
+                     for a in attachment_rows],
+        created_at=message.created_at, idempotency_key=f"msg_{message.id}")
+    adapter = channels.adapter_for(inbox, runtime.secretbox, runtime.http, outbound_allowlist(account))
+    try:
+        result = await adapter.send(outbound)
+    except PermanentFailure as exc:
+        await _record(runtime, message.id, DeliveryStatus.failed, str(exc), None)
+        raise
+    except RetryLater as exc:
+        if ctx.is_last_attempt:
+            await _record(runtime, message.id, DeliveryStatus.failed, f"gave up after {ctx.attempt} attempts: {exc}",
+                          None)
+        raise
+    await _record(runtime, message.id, DeliveryStatus.sent, None, result.external_id)
+
+
+async def _record(runtime: Runtime, message_id: int, status: DeliveryStatus, error: str | None,
+                  external_id: str | None) -> None:
+    async with runtime.uow() as uow:
+        await conversations_actions.do_record_delivery(uow, message_id, status, error, external_id)

@@ -1,0 +1,155 @@
+"""``swarmdesk`` command line: serve | demo | worker | db upgrade | create-admin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from rich.console import Console
+
+import swarmdesk.registrations  # noqa: F401
+from swarmdesk.config import Settings
+from swarmdesk.core import migrate
+from swarmdesk.core.logging import configure_logging
+
+app = typer.Typer(help="Swarmdesk: one system of engagement for customer service.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]configuration error:[/red] {'.'.join(map(str, error['loc'])) or 'settings'}: "
+                          f"{error['msg']}")
+        raise typer.Exit(2) from None
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    from swarmdesk.main import create_app
+
+    configure_logging(settings.log_level, settings.log_json)
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=10, ws_max_size=1024 * 1024, lifespan="on",
+                            proxy_headers=True)
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+          data_dir: Annotated[Path | None, typer.Option(help="data directory (SQLite, attachments)")] = None,
+          worker: Annotated[bool, typer.Option(help="run background jobs in this process")] = True,
+          migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="apply migrations first")] = True) -> None:
+    """Serve the API and real-time endpoints."""
+    settings = _settings(data_dir=data_dir, run_worker=worker)
+    if migrate_first:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(settings.effective_database_url)
+    _serve(settings, host, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head",
+               data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Apply migrations to the configured database."""
+    settings = _settings(data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.effective_database_url, revision)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+@app.command("create-admin")
+def create_admin(email: Annotated[str, typer.Option(help="the admin's email, also the login")],
+                 password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                                       help="at least 10 characters")],
+                 account: Annotated[str, typer.Option(help="account (company) name")] = "My company",
+                 name: Annotated[str, typer.Option(help="the admin's display name")] = "Admin",
+                 data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Create an account and its first admin."""
+    from swarmdesk.accounts.actions import do_create_account_with_admin
+    from swarmdesk.contacts.identity import normalize_email
+    from swarmdesk.core.errors import DomainError
+    from swarmdesk.runtime import create_runtime
+
+    if len(password) < 10:
+        console.print("[red]error:[/red] --password must be at least 10 characters")
+        raise typer.Exit(2)
+    try:
+        email = normalize_email(email)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] --email: {exc}")
+        raise typer.Exit(2) from None
+    settings = _settings(data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.effective_database_url)
+
+    async def run() -> None:
+        runtime = create_runtime(settings)
+        try:
+            async with runtime.uow() as uow:
+                acc, user = await do_create_account_with_admin(uow, settings, account_name=account, email=email,
+                                                               name=name, password=password)
+            console.print(f"[green]created account {acc.name!r} (id {acc.id}) with admin {user.email}[/green]")
+        finally:
+            await runtime.engine.dispose()
+            await runtime.http.aclose()
+
+    try:
+        asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def worker(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Run background jobs (deliveries, webhooks, event reactions) in this process."""
+    from swarmdesk.runtime import create_runtime
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def run() -> None:
+        runtime = create_runtime(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start(with_worker=True)
+        console.print(f"worker {runtime.worker.worker_id if runtime.worker else ''} running; Ctrl-C to stop")
+        await stop.wait()
+        await runtime.stop()
+
+    asyncio.run(run())
+
+
+@app.command()
+def demo(data_dir: Annotated[Path, typer.Option(help="where the demo's database and files live")] = Path("./swarmdesk-demo"),
+         port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+         host: Annotated[str, typer.Option()] = "127.0.0.1",
+         serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="start the server after seeding")] = True) -> None:
+    """Create a demo account with realistic data and serve it."""
+    from swarmdesk.demo.seed import DEMO_PASSWORD, seed_demo
+
+    os.environ.setdefault("SWARMDESK_ENV", "dev")
+    settings = _settings(data_dir=data_dir, base_url=f"http://{host}:{port}")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.effective_database_url)
+    logins = asyncio.run(seed_demo(settings, console))
+    console.print(f"\n[bold green]Swarmdesk demo[/bold green] at [link]http://{host}:{port}[/link]  "
+                  f"(API docs: http://{host}:{port}/docs)")
+    for role, email in logins:
+        console.print(f"  {role:<10} {email:<32} password: {DEMO_PASSWORD}")
+    if serve_after:
+        _serve(settings, host, port)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from swarmdesk.core.models import AccountScoped, Base, BigId, IdMixin, Timestamps
+
+
+class IdentityKind(enum.StrEnum):
+    email = "email"
+    phone = "phone"  # E.164
+    handle = "handle"  # a channel's own user id, scoped to the inbox that saw it
+
+
+class Organization(IdMixin, AccountScoped, Timestamps, Base):
+    __tablename__ = "organizations"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str | None] = mapped_column(String(255), default=None)
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Contact(IdMixin, AccountScoped, Timestamps, Base):
+    __tablename__ = "contacts"
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320), default=None, index=True)
+    phone: Mapped[str | None] = mapped_column(String(32), default=None)
+    organization_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("organizations.id", ondelete="SET NULL"), default=None, index=True)
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ContactIdentity(IdMixin, AccountScoped, Base):
+    __tablename__ = "contact_identities"
+    # scope is "" for email and phone, "inbox:<id>" for channel handles.
+    __table_args__ = (UniqueConstraint("account_id", "kind", "scope", "value"),)
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[IdentityKind] = mapped_column(Enum(IdentityKind, native_enum=False, length=20))
+    scope: Mapped[str] = mapped_column(String(64), default="")
+    value: Mapped[str] = mapped_column(String(320))
+    verified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class CustomerSession(IdMixin, AccountScoped, Base):
+    """A customer's credential for the widget or the portal: it can only reach its own contact."""
+
+    __tablename__ = "customer_sessions"
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    inbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("inboxes.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from swarmdesk.contacts.identity import IdentityClaim
+from swarmdesk.contacts.models import Contact, ContactIdentity, IdentityKind, Organization
+from swarmdesk.core.clock import utcnow
+
+
+async def get_contact(session: AsyncSession, account_id: int, contact_id: int) -> Contact | None:
+    return await session.scalar(select(Contact).where(Contact.id == contact_id, Contact.account_id == account_id))
+
+
+async def get_organization(session: AsyncSession, account_id: int, org_id: int) -> Organization | None:
+    return await session.scalar(
+        select(Organization).where(Organization.id == org_id, Organization.account_id == account_id))
+
+
+async def identities_of(session: AsyncSession, contact_id: int) -> list[ContactIdentity]:
+    return list((await session.scalars(
+        select(ContactIdentity).where(ContactIdentity.contact_id == contact_id).order_by(ContactIdentity.id))).all())
+
+
+async def find_by_claims(session: AsyncSession, account_id: int,
+                         claims: Sequence[IdentityClaim]) -> list[ContactIdentity]:
+    if not claims:
+        return []
+    conditions = [and_(ContactIdentity.kind == c.kind, ContactIdentity.scope == c.scope,
+                       ContactIdentity.value == c.value) for c in claims]
+    return list((await session.scalars(
+        select(ContactIdentity).where(ContactIdentity.account_id == account_id, or_(*conditions)))).all())
+
+
+def add_identity(session: AsyncSession, contact: Contact, claim: IdentityClaim) -> ContactIdentity:
+    identity = ContactIdentity(account_id=contact.account_id, contact_id=contact.id, kind=claim.kind,
+                               scope=claim.scope, value=claim.value, verified=claim.verified, created_at=utcnow())
+    session.add(identity)
+    return identity
+
+
+async def list_contacts(session: AsyncSession, account_id: int, *, q: str | None, organization_id: int | None,
+                        after_id: int | None, limit: int) -> list[Contact]:
+    stmt = select(Contact).where(Contact.account_id == account_id).order_by(Contact.id.desc()).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(Contact.id < after_id)
+    if organization_id is not None:
+        stmt = stmt.where(Contact.organization_id == organization_id)
+    if q:
+        pattern = f"%{q.lower()}%"
+        ident = select(ContactIdentity.contact_id).where(
+            ContactIdentity.account_id == account_id, ContactIdentity.value.like(pattern))
+        stmt = stmt.where(or_(Contact.name.ilike(pattern), Contact.email.like(pattern), Contact.id.in_(ident)))
+    return list((await session.scalars(stmt)).all())
+
+
+async def list_organizations(session: AsyncSession, account_id: int, after_id: int | None,
+                             limit: int) -> list[Organization]:
+    stmt = select(Organization).where(Organization.account_id == account_id).order_by(Organization.id.desc())
+    if after_id is not None:
+        stmt = stmt.where(Organization.id < after_id)
+    return list((await session.scalars(stmt.limit(limit))).all())
+
+
+def primary_of(claims: Sequence[IdentityClaim], kind: IdentityKind) -> str | None:
+    return next((c.value for c in claims if c.kind == kind), None)

@@ -1,0 +1,459 @@
+"""Every observable change to conversations and messages. The only module here that publishes.
+
+Functions named ``do_*`` are whole changes and commit; the others are building blocks that run
+inside a caller's unit of work (a channel's ingest action, for example).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from swarmdesk.accounts.models import Role, Team, User
+from swarmdesk.auth.principals import CustomerPrincipal, StaffPrincipal
+from swarmdesk.channels.base import InboundAttachment, InboundMessage
+from swarmdesk.channels.models import Inbox
+from swarmdesk.contacts.models import Contact
+from swarmdesk.conversations import audience, service
+from swarmdesk.conversations.models import (
+    Attachment,
+    Conversation,
+    ConversationStatus,
+    ConversationTag,
+    DeliveryStatus,
+    Direction,
+    Message,
+    SenderType,
+)
+from swarmdesk.conversations.schemas import (
+    AttachmentIn,
+    ConversationCreate,
+    ConversationUpdate,
+    CustomerConversationCreate,
+    CustomerMessageCreate,
+    MessageCreate,
+    TagsUpdate,
+)
+from swarmdesk.core.clock import utcnow
+from swarmdesk.core.db import UnitOfWork
+from swarmdesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from swarmdesk.core.html import html_to_text, sanitize_html
+from swarmdesk.core.storage import AttachmentStore, decode_base64, safe_content_type, safe_filename
+from swarmdesk.events.base import Audience
+from swarmdesk.events.types import (
+    ConversationAssigned,
+    ConversationCreated,
+    ConversationStatusChanged,
+    ConversationUpdated,
+    CustomerConversationUpdated,
+    CustomerMessageCreated,
+    MessageCreated,
+    MessageUpdated,
+)
+from swarmdesk.jobs import service as jobs_service
+
+DELIVER_JOB = "channels.deliver"
+
+
+@dataclass(slots=True)
+class Received:
+    message: Message
+    conversation: Conversation
+    conversation_created: bool
+
+
+def _merge(a: Audience, b: Audience) -> Audience:
+    return Audience(roles=tuple(sorted(set(a.roles) | set(b.roles))), all_agents=a.all_agents or b.all_agents,
+                    team_ids=tuple(sorted(set(a.team_ids) | set(b.team_ids))),
+                    user_ids=tuple(sorted(set(a.user_ids) | set(b.user_ids))),
+                    contact_ids=tuple(sorted(set(a.contact_ids) | set(b.contact_ids))))
+
+
+async def _store_attachments(uow: UnitOfWork, store: AttachmentStore, message: Message,
+                             files: list[InboundAttachment]) -> list[Attachment]:
+    stored = []
+    for f in files:
+        saved = await store.put(f.data)
+        attachment = Attachment(account_id=message.account_id, message_id=message.id,
+                                filename=safe_filename(f.filename), content_type=safe_content_type(f.content_type),
+                                size=saved.size, storage_key=saved.key, created_at=utcnow())
+        uow.session.add(attachment)
+        stored.append(attachment)
+    return stored
+
+
+def decode_attachments(items: list[AttachmentIn], max_bytes: int) -> list[InboundAttachment]:
+    return [InboundAttachment(filename=a.filename, content_type=a.content_type,
+                              data=decode_base64(a.data_base64, max_bytes)) for a in items]
+
+
+async def _publish_message(uow: UnitOfWork, conversation: Conversation, contact: Contact, channel: str,
+                           message: Message, attachments: list[Attachment], sender_name: str,
+                           participants: list[int]) -> None:
+    names = {(message.sender_type, message.sender_id or 0): sender_name}
+    tags = (await service.tags_for(uow.session, [conversation.id])).get(conversation.id, [])
+    conv_out = service.conversation_out(conversation, contact, tags, channel)
+    staff = audience.conversation_staff(conversation, participants)
+    uow.publish(MessageCreated(account_id=conversation.account_id, audience=staff,
+                               message=service.message_out(message, names, attachments), conversation=conv_out))
+    if not message.private:
+        uow.publish(CustomerMessageCreated(account_id=conversation.account_id,
+                                           audience=audience.conversation_customer(conversation),
+                                           message=service.customer_message_out(message, names, attachments)))
+
+
+async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbound: InboundMessage, *,
+                          store: AttachmentStore, conversation: Conversation | None = None) -> Received:
+    """A customer's message joins its conversation (or starts one). Runs in the caller's transaction."""
+    session, now = uow.session, utcnow()
+    if conversation is None and inbound.conversation_key:
+        conversation = await service.find_by_external_key(session, inbox.id, inbound.conversation_key)
+        if conversation is not None and conversation.contact_id != contact.id:
+            raise Conflict("conversation_key belongs to another customer's conversation")
+        if conversation is not None and conversation.status == ConversationStatus.closed:
+            raise Conflict("that conversation is closed; send without conversation_key or with a new one")
+    if conversation is None and not inbound.conversation_key:
+        conversation = await service.find_latest_for_contact(session, contact.id, inbox.id)
+    created = conversation is None
+    if conversation is None:
+        conversation = Conversation(
+            account_id=inbox.account_id, inbox_id=inbox.id, contact_id=contact.id,
+            external_key=inbound.conversation_key, subject=(inbound.subject or "")[:500],
+            status=ConversationStatus.open, last_activity_at=now, waiting_since=now, created_at=now, updated_at=now,
+            custom_attributes={}, reopen_count=0, message_count=0)
+        session.add(conversation)
+        await session.flush()
+        service.add_activity(session, conversation, SenderType.contact, contact.id, "created",
+                             {"inbox_id": inbox.id, "channel": inbox.channel_kind})
+    previous_status = conversation.status
+    if previous_status != ConversationStatus.open:
+        _set_status(conversation, ConversationStatus.open, now)
+        service.add_activity(session, conversation, SenderType.contact, contact.id, "status_changed",
+                             {"from": str(previous_status), "to": "open", "reason": "customer replied"})
+
+    content_html = sanitize_html(inbound.content_html) if inbound.content_html else None
+    content = inbound.content or (html_to_text(content_html) if content_html else "")
+    message = Message(
+        account_id=inbox.account_id, conversation_id=conversation.id, inbox_id=inbox.id,
+        direction=Direction.incoming, private=False, channel=inbox.channel_kind, sender_type=SenderType.contact,
+        sender_id=contact.id, content=content, content_html=content_html, external_id=inbound.external_id,
+        delivery_status=DeliveryStatus.received, meta=inbound.meta, created_at=now)
+    session.add(message)
+    await session.flush()
+    attachments = await _store_attachments(uow, store, message, inbound.attachments)
+
+    conversation.last_activity_at = now
+    conversation.last_customer_message_at = now
+    conversation.waiting_since = conversation.waiting_since or now
+    conversation.message_count += 1
+    conversation.updated_at = now
+
+    participants = [] if created else await service.participant_ids(session, conversation.id)
+    staff = audience.conversation_staff(conversation, participants)
+    if created:
+        conv_out = service.conversation_out(conversation, contact, [], inbox.channel_kind)
+        uow.publish(ConversationCreated(account_id=inbox.account_id, audience=staff, conversation=conv_out))
+    elif previous_status != ConversationStatus.open:
+        tags = (await service.tags_for(session, [conversation.id])).get(conversation.id, [])
+        conv_out = service.conversation_out(conversation, contact, tags, inbox.channel_kind)
+        uow.publish(ConversationStatusChanged(account_id=inbox.account_id, audience=staff, conversation=conv_out,
+                                              previous_status=str(previous_status), status="open"))
+    await _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, contact.name,
+                           participants)
+    return Received(message=message, conversation=conversation, conversation_created=created)
+
+
+def _set_status(conversation: Conversation, status: ConversationStatus, now) -> None:  # noqa: ANN001
+    previous = conversation.status
+    conversation.status = status
+    if status == ConversationStatus.resolved:
+        conversation.resolved_at = now
+    if status != ConversationStatus.snoozed:
+        conversation.snoozed_until = None
+    if previous in (ConversationStatus.resolved, ConversationStatus.closed) and status == ConversationStatus.open:
+        conversation.reopen_count += 1
+        conversation.resolved_at = None
+
+
+def access_for_write(principal: StaffPrincipal, *, private: bool) -> None:
+    """Experts advise inside the case; the owner stays the customer's single point of contact."""
+    if principal.role == Role.expert and not private:
+        raise Forbidden("experts can add internal notes but not reply to the customer")
+
+
+async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversation: Conversation,
+                          payload: MessageCreate, *, store: AttachmentStore, max_attachment_bytes: int) -> Message:
+    access_for_write(principal, private=payload.private)
+    if conversation.status == ConversationStatus.closed and not payload.private:
+        raise Conflict("the conversation is closed; start a new one to write to the customer")
+    content_html = sanitize_html(payload.content_html) if payload.content_html else None
+    content = payload.content or (html_to_text(content_html) if content_html else "")
+    if not content and not payload.attachments:
+        raise ValidationFailed("a message needs content or at least one attachment")
+    files = decode_attachments(payload.attachments, max_attachment_bytes)
+    session, now = uow.session, utcnow()
+    inbox = await session.get(Inbox, conversation.inbox_id)
+    contact = await session.get(Contact, conversation.contact_id)
+    assert inbox is not None and contact is not None
+    message = Message(
+        account_id=conversation.account_id, conversation_id=conversation.id, inbox_id=conversation.inbox_id,
+        direction=Direction.outgoing, private=payload.private, channel=inbox.channel_kind,
+        sender_type=SenderType.user, sender_id=principal.user_id, content=content, content_html=content_html,
+        delivery_status=DeliveryStatus.not_sent if payload.private else DeliveryStatus.pending, meta={},
+        created_at=now)
+    session.add(message)
+    await session.flush()
+    attachments = await _store_attachments(uow, store, message, files)
+    conversation.last_activity_at = now
+    conversation.updated_at = now
+    conversation.message_count += 1
+    if not payload.private:
+        if conversation.first_response_at is None and conversation.last_customer_message_at is not None:
+            conversation.first_response_at = now
+        conversation.last_agent_message_at = now
+        conversation.waiting_since = None
+        jobs_service.enqueue(session, DELIVER_JOB, {"message_id": message.id}, account_id=conversation.account_id)
+    participants = await service.participant_ids(session, conversation.id)
+    await _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, principal.name,
+                           participants)
+    await uow.commit()
+    return message
+
+
+async def _validate_assignment(uow: UnitOfWork, account_id: int, assignee_id: int | None,
+                               team_id: int | None) -> None:
+    if assignee_id is not None:
+        user = await uow.session.scalar(select(User).where(User.id == assignee_id, User.account_id == account_id))
+        if user is None or not user.is_active:
+            raise ValidationFailed(f"user {assignee_id} is not an active user of this account")
+    if team_id is not None:
+        team = await uow.session.scalar(select(Team).where(Team.id == team_id, Team.account_id == account_id))
+        if team is None:
+            raise ValidationFailed(f"team {team_id} does not exist in this account")
+
+
+async def do_update_conversation(uow: UnitOfWork, principal: StaffPrincipal, conversation: Conversation,
+                                 update: ConversationUpdate) -> Conversation:
+    if principal.role == Role.expert:
+        raise Forbidden("experts cannot change a conversation's status, owner or attributes")
+    fields = update.model_fields_set
+    session, now = uow.session, utcnow()
+    participants = await service.participant_ids(session, conversation.id)
+    before = audience.conversation_staff(conversation, participants)
+    previous_status, previous_assignee, previous_team = conversation.status, conversation.assignee_id, conversation.team_id
+    if {"assignee_id", "team_id"} & fields:
+        await _validate_assignment(uow, conversation.account_id,
+                                   update.assignee_id if "assignee_id" in fields else None,
+                                   update.team_id if "team_id" in fields else None)
+    changed: list[str] = []
+    if "status" in fields and update.status is None:
+        raise ValidationFailed("status cannot be null")
+    if "status" in fields and update.status != conversation.status:
+        assert update.status is not None
+        if update.status == ConversationStatus.snoozed and "snoozed_until" not in fields:
+            raise ValidationFailed("snoozing needs snoozed_until")
+        _set_status(conversation, update.status, now)
+        service.add_activity(session, conversation, SenderType.user, principal.user_id, "status_changed",
+                             {"from": str(previous_status), "to": str(update.status)})
+    if "assignee_id" in fields and update.assignee_id != conversation.assignee_id:
+        conversation.assignee_id = update.assignee_id
+        service.add_activity(session, conversation, SenderType.user, principal.user_id, "assigned",
+                             {"from": previous_assignee, "to": update.assignee_id})
+    if "team_id" in fields and update.team_id != conversation.team_id:
+        conversation.team_id = update.team_id
+        service.add_activity(session, conversation, SenderType.user, principal.user_id, "team_changed",
+                             {"from": previous_team, "to": update.team_id})
+    for name in ("priority", "subject", "snoozed_until", "custom_attributes"):
+        if name in fields:
+            value = getattr(update, name)
+            if name == "priority" and value is None:
+                raise ValidationFailed("priority cannot be null")
+            if name == "custom_attributes":
+                value = {**(conversation.custom_attributes or {}), **(value or {})}
+            if getattr(conversation, name) != value:
+                old = getattr(conversation, name)
+                setattr(conversation, name, value)
+                changed.append(name)
+                service.add_activity(session, conversation, SenderType.user, principal.user_id, f"{name}_changed",
+                                     {"from": _jsonable(old), "to": _jsonable(value)})
+    status_changed = conversation.status != previous_status
+    assigned = conversation.assignee_id != previous_assignee or conversation.team_id != previous_team
+    if not (status_changed or assigned or changed):
+        return conversation
+    conversation.updated_at = now
+    await _publish_conversation_change(uow, conversation, participants, before, previous_status=previous_status,
+                                       status_changed=status_changed, assigned=assigned,
+                                       previous_assignee=previous_assignee, previous_team=previous_team,
+                                       changed=changed)
+    await uow.commit()
+    return conversation
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if hasattr(value, "isoformat") else (str(value) if hasattr(value, "value") else value)
+
+
+async def _publish_conversation_change(uow: UnitOfWork, conversation: Conversation, participants: list[int],
+                                       before: Audience, *, previous_status: ConversationStatus,
+                                       status_changed: bool, assigned: bool, previous_assignee: int | None,
+                                       previous_team: int | None, changed: list[str]) -> None:
+    session = uow.session
+    contact = await session.get(Contact, conversation.contact_id)
+    inbox = await session.get(Inbox, conversation.inbox_id)
+    assert contact is not None and inbox is not None
+    tags = (await service.tags_for(session, [conversation.id])).get(conversation.id, [])
+    conv_out = service.conversation_out(conversation, contact, tags, inbox.channel_kind)
+    # Whoever could see it before the change hears about it too (e.g. the previous assignee).
+    staff = _merge(before, audience.conversation_staff(conversation, participants))
+    account_id = conversation.account_id
+    if status_changed:
+        uow.publish(ConversationStatusChanged(account_id=account_id, audience=staff, conversation=conv_out,
+                                              previous_status=str(previous_status), status=str(conversation.status)))
+        uow.publish(CustomerConversationUpdated(account_id=account_id,
+                                                audience=audience.conversation_customer(conversation),
+                                                conversation=service.customer_conversation_out(conversation)))
+    if assigned:
+        uow.publish(ConversationAssigned(account_id=account_id, audience=staff, conversation=conv_out,
+                                         previous_assignee_id=previous_assignee, previous_team_id=previous_team))
+    if changed:
+        uow.publish(ConversationUpdated(account_id=account_id, audience=staff, conversation=conv_out, changed=changed))
+
+
+async def do_update_tags(uow: UnitOfWork, principal: StaffPrincipal, conversation: Conversation,
+                         update: TagsUpdate) -> list[str]:
+    if principal.role == Role.expert:
+        raise Forbidden("experts cannot change tags")
+    session = uow.session
+    current = set((await service.tags_for(session, [conversation.id])).get(conversation.id, []))
+    to_add = [t for t in update.add if t not in current]
+    to_remove = [t for t in update.remove if t in current]
+    if not to_add and not to_remove:
+        return sorted(current)
+    for tag in to_add:
+        session.add(ConversationTag(conversation_id=conversation.id, name=tag, account_id=conversation.account_id))
+    if to_remove:
+        await session.execute(delete(ConversationTag).where(ConversationTag.conversation_id == conversation.id,
+                                                            ConversationTag.name.in_(to_remove)))
+    conversation.updated_at = utcnow()
+    service.add_activity(session, conversation, SenderType.user, principal.user_id, "tags_changed",
+                         {"added": to_add, "removed": to_remove})
+    await session.flush()
+    participants = await service.participant_ids(session, conversation.id)
+    staff = audience.conversation_staff(conversation, participants)
+    await _publish_conversation_change(uow, conversation, participants, staff, previous_status=conversation.status,
+                                       status_changed=False, assigned=False, previous_assignee=None,
+                                       previous_team=None, changed=["tags"])
+    await uow.commit()
+    return sorted((current | set(to_add)) - set(to_remove))
+
+
+async def do_create_conversation(uow: UnitOfWork, principal: StaffPrincipal, payload: ConversationCreate, *,
+                                 store: AttachmentStore, max_attachment_bytes: int) -> Conversation:
+    """An agent starts a conversation with a customer (outbound)."""
+    access_for_write(principal, private=False)
+    session, now = uow.session, utcnow()
+    inbox = await session.scalar(select(Inbox).where(Inbox.id == payload.inbox_id,
+                                                     Inbox.account_id == principal.account_id))
+    if inbox is None:
+        raise ValidationFailed(f"inbox {payload.inbox_id} does not exist in this account")
+    contact = await session.scalar(select(Contact).where(Contact.id == payload.contact_id,
+                                                         Contact.account_id == principal.account_id))
+    if contact is None:
+        raise ValidationFailed(f"contact {payload.contact_id} does not exist in this account")
+    await _validate_assignment(uow, principal.account_id, payload.assignee_id, payload.team_id)
+    conversation = Conversation(
+        account_id=principal.account_id, inbox_id=inbox.id, contact_id=contact.id, subject=payload.subject,
+        status=ConversationStatus.open, priority=payload.priority, assignee_id=payload.assignee_id,
+        team_id=payload.team_id, last_activity_at=now, created_at=now, updated_at=now, custom_attributes={},
+        reopen_count=0, message_count=0)
+    session.add(conversation)
+    await session.flush()
+    for tag in payload.tags:
+        session.add(ConversationTag(conversation_id=conversation.id, name=tag, account_id=principal.account_id))
+    service.add_activity(session, conversation, SenderType.user, principal.user_id, "created",
+                         {"inbox_id": inbox.id, "channel": inbox.channel_kind})
+    uow.publish(ConversationCreated(account_id=principal.account_id,
+                                    audience=audience.conversation_staff(conversation),
+                                    conversation=service.conversation_out(conversation, contact, payload.tags,
+                                                                          inbox.channel_kind)))
+    if payload.content:
+        # do_send_message commits the whole unit of work, conversation included.
+        await do_send_message(uow, principal, conversation, MessageCreate(content=payload.content),
+                              store=store, max_attachment_bytes=max_attachment_bytes)
+    else:
+        await uow.commit()
+    return conversation
+
+
+# --- customer side -----------------------------------------------------------------------------
+
+async def do_customer_start_conversation(uow: UnitOfWork, customer: CustomerPrincipal,
+                                         payload: CustomerConversationCreate, *, store: AttachmentStore) -> Received:
+    inbox, contact = await _customer_context(uow, customer)
+    inbound = InboundMessage(external_id=None, content=payload.content, subject=payload.subject)
+    # A customer starting a conversation explicitly always gets a new one.
+    received = await _receive_new(uow, inbox, contact, inbound, store=store)
+    await uow.commit()
+    return received
+
+
+async def _receive_new(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbound: InboundMessage, *,
+                       store: AttachmentStore) -> Received:
+    inbound.conversation_key = None
+    now = utcnow()
+    conversation = Conversation(
+        account_id=inbox.account_id, inbox_id=inbox.id, contact_id=contact.id, subject=(inbound.subject or "")[:500],
+        status=ConversationStatus.open, last_activity_at=now, waiting_since=now, created_at=now, updated_at=now,
+        custom_attributes={}, reopen_count=0, message_count=0)
+    uow.session.add(conversation)
+    await uow.session.flush()
+    service.add_activity(uow.session, conversation, SenderType.contact, contact.id, "created",
+                         {"inbox_id": inbox.id, "channel": inbox.channel_kind})
+    uow.publish(ConversationCreated(account_id=inbox.account_id, audience=audience.conversation_staff(conversation),
+                                    conversation=service.conversation_out(conversation, contact, [],
+                                                                          inbox.channel_kind)))
+    received = await receive_message(uow, inbox, contact, inbound, store=store, conversation=conversation)
+    received.conversation_created = True
+    return received
+
+
+async def do_customer_send_message(uow: UnitOfWork, customer: CustomerPrincipal, conversation: Conversation,
+                                   payload: CustomerMessageCreate, *, store: AttachmentStore,
+                                   max_attachment_bytes: int) -> Received:
+    inbox, contact = await _customer_context(uow, customer)
+    if conversation.status == ConversationStatus.closed:
+        raise Conflict("this conversation is closed; start a new one")
+    inbound = InboundMessage(external_id=None, content=payload.content,
+                             attachments=decode_attachments(payload.attachments, max_attachment_bytes))
+    received = await receive_message(uow, inbox, contact, inbound, store=store, conversation=conversation)
+    await uow.commit()
+    return received
+
+
+async def _customer_context(uow: UnitOfWork, customer: CustomerPrincipal) -> tuple[Inbox, Contact]:
+    inbox = await uow.session.get(Inbox, customer.inbox_id)
+    contact = await uow.session.get(Contact, customer.contact_id)
+    if inbox is None or contact is None or not inbox.is_active:
+        raise NotFound("this customer session's inbox is gone")
+    return inbox, contact
+
+
+async def do_record_delivery(uow: UnitOfWork, message_id: int, status: DeliveryStatus, error: str | None,
+                             external_id: str | None) -> None:
+    """A channel reported on an outgoing message: agents see it sent or failed, live."""
+    session = uow.session
+    message = await session.get(Message, message_id)
+    if message is None or message.delivery_status == status:
+        return
+    message.delivery_status = status
+    message.delivery_error = error[:1000] if error else None
+    if external_id and message.external_id is None:
+        message.external_id = external_id
+    conversation = await session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    participants = await service.participant_ids(session, conversation.id)
+    (out,) = await service.messages_out(session, [message])
+    uow.publish(MessageUpdated(account_id=message.account_id,
+                               audience=audience.conversation_staff(conversation, participants), message=out))
+    await uow.commit()

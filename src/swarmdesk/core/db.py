@@ -1,0 +1,105 @@
+"""Engine, sessions and the unit of work.
+
+SQLite runs in WAL mode with one pooled connection per process and ``BEGIN IMMEDIATE``: writers
+queue on the pool instead of spinning on SQLITE_BUSY, and a second process (``swarmdesk worker``)
+waits on ``busy_timeout``. PostgreSQL uses asyncpg with a normal pool; concurrent commits share
+WAL flushes, which is how it gets past one fsync per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from swarmdesk.config import Settings
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.effective_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url, pool_size=1, max_overflow=0, pool_timeout=60, json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+        )
+        synchronous = settings.sqlite_synchronous
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the driver so we can BEGIN IMMEDIATE.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA cache_size=-65536")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=False, json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class CommitHooks(Protocol):
+    """What the unit of work needs from the event layer (core does not import it)."""
+
+    async def before_commit(self, session: AsyncSession, events: list[Any]) -> None: ...
+
+    async def after_commit(self, session: AsyncSession, events: list[Any]) -> None: ...
+
+
+class UnitOfWork:
+    """One transaction plus what must happen once it has committed.
+
+    Actions call :meth:`publish` for each observable change; events are written to the outbox
+    inside the transaction and sent to live clients only after the commit succeeds, so nobody
+    ever sees a change that was rolled back.
+    """
+
+    def __init__(self, session: AsyncSession, hooks: CommitHooks) -> None:
+        self.session = session
+        self._hooks = hooks
+        self._events: list[Any] = []
+        self._after: list[Callable[[], Awaitable[None]]] = []
+
+    def publish(self, event: Any) -> None:
+        self._events.append(event)
+
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._after.append(callback)
+
+    async def commit(self) -> None:
+        events, self._events = self._events, []
+        await self._hooks.before_commit(self.session, events)
+        await self.session.commit()
+        after, self._after = self._after, []
+        await self._hooks.after_commit(self.session, events)
+        for callback in after:
+            await callback()
+
+    async def rollback(self) -> None:
+        self._events.clear()
+        self._after.clear()
+        await self.session.rollback()
+
+    async def close(self) -> None:
+        await self.session.close()

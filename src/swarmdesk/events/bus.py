@@ -1,0 +1,158 @@
+"""Numbered event log and fan-out: in-process by default, Redis when several processes serve.
+
+Each published event gets a global, increasing id. Every process keeps the same numbering: with
+Redis the ids come from one counter and the log is a Redis stream, so a client can resume on any
+process. Without Redis the log is an in-memory ring (one process is the whole system).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import orjson
+import redis.asyncio as aioredis
+
+from swarmdesk.events.base import Audience, BaseEvent, RoutedEvent
+
+log = logging.getLogger(__name__)
+
+Dispatch = Callable[[RoutedEvent], None]
+
+
+def _frame(event_id: int, body: dict) -> bytes:
+    return orjson.dumps({"id": event_id, **body})
+
+
+class EventBus(Protocol):
+    async def start(self, dispatch: Dispatch) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, events: Sequence[BaseEvent]) -> None: ...
+
+    async def head_id(self) -> int: ...
+
+    async def replay(self, after_id: int) -> list[RoutedEvent] | None:
+        """Events after ``after_id``; None when some of them are no longer retained."""
+        ...
+
+
+class LocalBus:
+    def __init__(self, log_size: int = 50_000) -> None:
+        self._log: deque[RoutedEvent] = deque(maxlen=log_size)
+        self._next_id = 1
+        self._dispatch: Dispatch | None = None
+
+    async def start(self, dispatch: Dispatch) -> None:
+        self._dispatch = dispatch
+
+    async def stop(self) -> None:
+        self._dispatch = None
+
+    async def publish(self, events: Sequence[BaseEvent]) -> None:
+        for event in events:
+            routed = RoutedEvent(self._next_id, event.type, event.account_id, event.audience, _frame(self._next_id, event.body()))
+            self._next_id += 1
+            self._log.append(routed)
+            if self._dispatch is not None:
+                self._dispatch(routed)
+
+    async def head_id(self) -> int:
+        return self._next_id - 1
+
+    async def replay(self, after_id: int) -> list[RoutedEvent] | None:
+        if after_id >= self._next_id - 1:
+            return []
+        if not self._log or self._log[0].id > after_id + 1:
+            return None
+        return [e for e in self._log if e.id > after_id]
+
+
+# INCRBY reserves a block of ids; XADD with explicit ids keeps the stream in that order.
+_PUBLISH_LUA = """
+local n = #ARGV - 1
+local last = redis.call('INCRBY', KEYS[1], n)
+local first = last - n + 1
+for i = 1, n do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (first + i - 1) .. '-1', 'e', ARGV[i + 1])
+end
+return first
+"""
+
+
+class RedisBus:
+    def __init__(self, redis_url: str, *, prefix: str = "swarmdesk", log_size: int = 50_000) -> None:
+        self._redis = aioredis.from_url(redis_url)
+        self._reader = aioredis.from_url(redis_url)
+        self._seq_key = f"{prefix}:events:seq"
+        self._stream = f"{prefix}:events"
+        self._log_size = log_size
+        self._script = self._redis.register_script(_PUBLISH_LUA)
+        self._task: asyncio.Task[None] | None = None
+        self._dispatch: Dispatch | None = None
+
+    @property
+    def redis(self):  # noqa: ANN201 - shared with the queue store
+        return self._redis
+
+    async def start(self, dispatch: Dispatch) -> None:
+        self._dispatch = dispatch
+        head = await self.head_id()
+        self._task = asyncio.create_task(self._read_loop(f"{head}-1"), name="redis-bus-reader")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._redis.aclose()
+        await self._reader.aclose()
+
+    async def publish(self, events: Sequence[BaseEvent]) -> None:
+        if not events:
+            return
+        payloads = [orjson.dumps({"t": e.type, "a": e.account_id, "d": e.audience.model_dump(), "b": e.body()})
+                    for e in events]
+        await self._script(keys=[self._seq_key, self._stream], args=[self._log_size, *payloads])
+
+    async def head_id(self) -> int:
+        value = await self._redis.get(self._seq_key)
+        return int(value) if value else 0
+
+    @staticmethod
+    def _decode(entry_id: bytes, fields: dict[bytes, bytes]) -> RoutedEvent:
+        event_id = int(entry_id.split(b"-", 1)[0])
+        data = orjson.loads(fields[b"e"])
+        return RoutedEvent(event_id, data["t"], data["a"], Audience(**data["d"]), _frame(event_id, data["b"]))
+
+    async def replay(self, after_id: int) -> list[RoutedEvent] | None:
+        head = await self.head_id()
+        if after_id >= head:
+            return []
+        entries = await self._redis.xrange(self._stream, min=f"{after_id + 1}-0", max="+")
+        events = [self._decode(eid, fields) for eid, fields in entries]
+        if not events or events[0].id > after_id + 1:
+            return None
+        return events
+
+    async def _read_loop(self, last: str) -> None:
+        while True:
+            try:
+                result = await self._reader.xread({self._stream: last}, block=5000, count=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis restarting: keep the loop, clients resume from the log
+                log.exception("redis bus read failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            for _stream, entries in result or []:
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    if self._dispatch is not None:
+                        self._dispatch(self._decode(entry_id, fields))

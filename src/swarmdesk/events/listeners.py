@@ -1,0 +1,75 @@
+"""Durable reactions to events (webhooks now; automation, routing and insight later).
+
+Events that some listener wants are written to the job outbox in the same transaction as the
+change, so a reaction is never lost to a crash; live clients get the same events from the bus.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from swarmdesk.events.base import BaseEvent
+from swarmdesk.jobs import service as jobs_service
+from swarmdesk.jobs.registry import JobContext, jobs
+
+if TYPE_CHECKING:
+    from swarmdesk.events.bus import EventBus
+    from swarmdesk.runtime import Runtime
+
+Listener = Callable[["Runtime", dict[str, Any]], Awaitable[None]]
+
+DISPATCH_JOB = "events.dispatch"
+
+
+class ListenerRegistry:
+    def __init__(self) -> None:
+        self._by_type: dict[str, list[Listener]] = defaultdict(list)
+
+    def on(self, *event_types: str) -> Callable[[Listener], Listener]:
+        def register(fn: Listener) -> Listener:
+            for event_type in event_types:
+                self._by_type[event_type].append(fn)
+            return fn
+        return register
+
+    def wants(self, event_type: str) -> bool:
+        return event_type in self._by_type
+
+    def for_type(self, event_type: str) -> list[Listener]:
+        return self._by_type.get(event_type, [])
+
+
+listeners = ListenerRegistry()
+
+
+class EventCommitHooks:
+    """The unit of work's bridge to the outbox, the bus and the workers."""
+
+    def __init__(self, bus: "EventBus", registry: ListenerRegistry, wake_workers: Callable[[], Awaitable[None]]):
+        self.bus = bus
+        self.registry = registry
+        self._wake_workers = wake_workers
+
+    async def before_commit(self, session: AsyncSession, events: list[BaseEvent]) -> None:
+        durable = [e.model_dump(mode="json") for e in events if self.registry.wants(e.type)]
+        if durable:
+            jobs_service.enqueue(session, DISPATCH_JOB, {"events": durable}, account_id=events[0].account_id)
+
+    async def after_commit(self, session: AsyncSession, events: list[BaseEvent]) -> None:
+        if events:
+            await self.bus.publish(events)
+        if session.info.pop("jobs_enqueued", False):
+            await self._wake_workers()
+
+
+@jobs.handler(DISPATCH_JOB)
+async def dispatch_events(runtime: "Runtime", payload: dict[str, Any], ctx: JobContext) -> None:
+    # Listeners are idempotent by event uid, so running the whole batch again after a partial
+    # failure is safe.
+    for event in payload["events"]:
+        for listener in runtime.listeners.for_type(event["type"]):
+            await listener(runtime, event)

@@ -1,0 +1,96 @@
+"""Every event Swarmdesk publishes. A literal ``type`` each; unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from swarmdesk.contacts.schemas import ContactOut
+from swarmdesk.conversations.schemas import (
+    ConversationOut,
+    CustomerConversationOut,
+    CustomerMessageOut,
+    MessageOut,
+)
+from swarmdesk.events.base import BaseEvent
+
+
+class ConversationCreated(BaseEvent):
+    type: Literal["conversation.created"] = "conversation.created"
+    conversation: ConversationOut
+
+
+class ConversationUpdated(BaseEvent):
+    """Priority, subject, tags, attributes or snooze changed."""
+
+    type: Literal["conversation.updated"] = "conversation.updated"
+    conversation: ConversationOut
+    changed: list[str]
+
+
+class ConversationStatusChanged(BaseEvent):
+    type: Literal["conversation.status_changed"] = "conversation.status_changed"
+    conversation: ConversationOut
+    previous_status: str
+    status: str
+
+
+class ConversationAssigned(BaseEvent):
+    type: Literal["conversation.assigned"] = "conversation.assigned"
+    conversation: ConversationOut
+    previous_assignee_id: int | None
+    previous_team_id: int | None
+
+
+class MessageCreated(BaseEvent):
+    type: Literal["message.created"] = "message.created"
+    message: MessageOut
+    conversation: ConversationOut
+
+
+class MessageUpdated(BaseEvent):
+    """Delivery status of an outgoing message changed."""
+
+    type: Literal["message.updated"] = "message.updated"
+    message: MessageOut
+
+
+class ContactCreated(BaseEvent):
+    type: Literal["contact.created"] = "contact.created"
+    contact: ContactOut
+
+
+class ContactUpdated(BaseEvent):
+    type: Literal["contact.updated"] = "contact.updated"
+    contact: ContactOut
+
+
+# What a customer's own widget or portal receives: customer-safe shapes only.
+class CustomerMessageCreated(BaseEvent):
+    type: Literal["customer.message_created"] = "customer.message_created"
+    message: CustomerMessageOut
+
+
+class CustomerConversationUpdated(BaseEvent):
+    type: Literal["customer.conversation_updated"] = "customer.conversation_updated"
+    conversation: CustomerConversationOut
+
+
+# Event types a webhook subscription may ask for.
+WEBHOOK_EVENT_TYPES = (
+    "conversation.created",
+    "conversation.updated",
+    "conversation.status_changed",
+    "conversation.assigned",
+    "message.created",
+    "message.updated",
+    "contact.created",
+    "contact.updated",
+)
+
+
+class AccessChanged(BaseEvent):
+    """A user's role, teams or status changed: their live connections must re-register, so what
+    they receive matches what they may now see."""
+
+    type: Literal["access.changed"] = "access.changed"
+    user_id: int
