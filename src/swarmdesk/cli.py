@@ -153,3 +153,7 @@ def demo(data_dir: Annotated[Path, typer.Option(help="where the demo's database 
         console.print(f"  {role:<10} {email:<32} password: {DEMO_PASSWORD}")
     if serve_after:
         _serve(settings, host, port)
+
+
+if __name__ == "__main__":
+    app()

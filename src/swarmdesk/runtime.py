@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import swarmdesk.registrations  # noqa: F401  (handlers, listeners and adapters register on import)
 from swarmdesk.config import Settings
 from swarmdesk.core.db import UnitOfWork, create_engine, create_sessionmaker
 from swarmdesk.core.security import SecretBox

@@ -1,0 +1,3 @@
+from swarmdesk.cli import app
+
+app()
