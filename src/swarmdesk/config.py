@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     # Empty means embedded SQLite under data_dir.
     database_url: str = ""
     redis_url: str = ""
+    # Namespace of every Redis key and channel: processes that share it form one deployment.
+    redis_prefix: str = Field(default="swarmdesk", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     secret_key: str = DEV_SECRET
     base_url: str = "http://127.0.0.1:8000"
 

@@ -64,6 +64,7 @@ class BodyLimit:
                 return
         seen = 0
         too_large = False
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen, too_large
@@ -75,9 +76,20 @@ class BodyLimit:
                     raise _TooLarge()
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            # FastAPI turns a failed body read into its own 400: once the limit is crossed, the
+            # answer is ours (413), not whatever the app made of the exception.
+            if too_large and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
+            pass
+        if too_large and not started:
             await problem(413, "Payload too large", f"request body is larger than {self.max_bytes} bytes",
                           type_slug="payload-too-large")(scope, receive, send)
 

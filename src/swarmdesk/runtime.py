@@ -7,6 +7,7 @@ reached from requests through ``request.app.state.runtime``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import swarmdesk.registrations  # noqa: F401  (handlers, listeners and adapters register on import)
+from swarmdesk.channels.directory import ChannelDirectory
+from swarmdesk.channels.registry import channels as channel_registry
 from swarmdesk.config import Settings
 from swarmdesk.core.db import UnitOfWork, create_engine, create_sessionmaker
 from swarmdesk.core.security import SecretBox
@@ -26,7 +29,9 @@ from swarmdesk.realtime.hub import Hub
 from swarmdesk.realtime.queues import LocalQueueStore, QueueStore, RedisQueueStore
 from swarmdesk.webhooks.http import OutboundHttp
 
-JOBS_WAKE_CHANNEL = "swarmdesk:jobs:wake"
+log = logging.getLogger(__name__)
+
+JOBS_WAKE_CHANNEL = "swarmdesk:jobs:wake"  # with the default redis_prefix; see Runtime.jobs_wake_channel
 
 
 @dataclass
@@ -41,12 +46,14 @@ class Runtime:
     http: OutboundHttp
     listeners: ListenerRegistry
     jobs: JobRegistry
+    channels: ChannelDirectory = field(init=False)
     hooks: EventCommitHooks = field(init=False)
     worker: Worker | None = None
     redis: aioredis.Redis | None = None
 
     def __post_init__(self) -> None:
         self.hooks = EventCommitHooks(self.bus, self.listeners, self.wake_workers)
+        self.channels = ChannelDirectory(channel_registry, self.secretbox, self.http)
 
     @asynccontextmanager
     async def uow(self) -> AsyncIterator[UnitOfWork]:
@@ -60,11 +67,17 @@ class Runtime:
         finally:
             await session.close()
 
+    @property
+    def jobs_wake_channel(self) -> str:
+        # Pub/sub channels ignore the Redis database number, so the prefix is what keeps two
+        # deployments (or two test runs) on one Redis from waking each other's workers.
+        return f"{self.settings.redis_prefix}:jobs:wake"
+
     async def wake_workers(self) -> None:
         if self.worker is not None:
             self.worker.notify()
         if self.redis is not None:
-            await self.redis.publish(JOBS_WAKE_CHANNEL, b"1")
+            await self.redis.publish(self.jobs_wake_channel, b"1")
 
     async def start(self, *, with_worker: bool) -> None:
         await self.bus.start(self.hub.dispatch)
@@ -80,6 +93,8 @@ class Runtime:
         task = getattr(self, "_wake_task", None)
         if task is not None:
             task.cancel()
+            # Let it unsubscribe and release its connection before the client is closed below.
+            await asyncio.gather(task, return_exceptions=True)
         await self.hub.close_all()
         await self.bus.stop()
         await self.http.aclose()
@@ -92,11 +107,19 @@ def _start_wake_listener(runtime: Runtime) -> asyncio.Task[None]:
     async def listen() -> None:
         assert runtime.redis is not None
         pubsub = runtime.redis.pubsub()
-        await pubsub.subscribe(JOBS_WAKE_CHANNEL)
         try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message" and runtime.worker is not None:
-                    runtime.worker.notify()
+            while True:
+                try:
+                    await pubsub.subscribe(runtime.jobs_wake_channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message" and runtime.worker is not None:
+                            runtime.worker.notify()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # Redis restarting: workers still poll; resubscribe when it is back
+                    log.warning("jobs wake-up subscription lost; resubscribing", exc_info=True)
+                    await pubsub.reset()
+                    await asyncio.sleep(1.0)
         finally:
             await pubsub.aclose()
 
@@ -109,8 +132,9 @@ def create_runtime(settings: Settings) -> Runtime:
     bus: EventBus
     queues: QueueStore
     if settings.redis_url:
-        bus = RedisBus(settings.redis_url, log_size=settings.event_log_size)
-        queues = RedisQueueStore(redis_client, ttl_seconds=settings.queue_ttl_seconds)  # type: ignore[arg-type]
+        bus = RedisBus(settings.redis_url, prefix=settings.redis_prefix, log_size=settings.event_log_size)
+        queues = RedisQueueStore(redis_client, ttl_seconds=settings.queue_ttl_seconds,  # type: ignore[arg-type]
+                                 prefix=f"{settings.redis_prefix}:queue:")
     else:
         bus = LocalBus(log_size=settings.event_log_size)
         queues = LocalQueueStore(ttl_seconds=settings.queue_ttl_seconds)

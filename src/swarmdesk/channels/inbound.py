@@ -54,15 +54,16 @@ async def _existing(runtime: Runtime, inbox: Inbox, delivery_id: str, body_sha: 
 
 async def do_ingest_delivery(runtime: Runtime, inbox: Inbox, adapter: ChannelAdapter,
                              request: InboundRequest) -> IngestResult:
-    """Parse and store one verified delivery. A retry of it returns the first result."""
+    """Parse and store one verified delivery. A retry of it returns the first result.
+
+    The happy path is one transaction with no look-ups for duplicates: the unique constraints on
+    (inbox, delivery id) and (inbox, message external id) catch them, and only then do we look.
+    """
     delivery_id = adapter.delivery_id(request)
     body_sha = hashlib.sha256(request.body).hexdigest()
     (inbound,) = adapter.parse(request)
     store = AttachmentStore(runtime.settings.attachments_dir)
     for attempt in range(3):
-        existing = await _existing(runtime, inbox, delivery_id, body_sha, inbound.external_id)
-        if existing is not None:
-            return existing
         try:
             async with runtime.uow() as uow:
                 contact = await contacts_actions.resolve_contact(uow, inbox.account_id, inbound.claims,
@@ -74,8 +75,11 @@ async def do_ingest_delivery(runtime: Runtime, inbox: Inbox, adapter: ChannelAda
                 await uow.commit()
                 return IngestResult(received.message.id, received.conversation.id, contact.id, duplicate=False)
         except IntegrityError:
-            # A concurrent delivery of the same message or a new contact's identity won the race:
-            # look again; the loser answers with the winner's result.
+            # A retry of this delivery, a replay of its id, or a concurrent delivery that created the
+            # same new contact first: find out which. The loser of a race answers with the winner's result.
+            existing = await _existing(runtime, inbox, delivery_id, body_sha, inbound.external_id)
+            if existing is not None:
+                return existing
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")

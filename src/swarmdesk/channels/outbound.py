@@ -10,7 +10,7 @@ from sqlalchemy import select
 from swarmdesk.accounts.models import Account, User
 from swarmdesk.channels.base import OutboundAttachment, OutboundMessage, Recipient
 from swarmdesk.channels.models import Inbox
-from swarmdesk.channels.registry import channels
+from swarmdesk.channels.directory import outbound_allowlist
 from swarmdesk.contacts.identity import handle_scope
 from swarmdesk.contacts.models import Contact, ContactIdentity
 from swarmdesk.conversations import actions as conversations_actions
@@ -21,10 +21,6 @@ from swarmdesk.jobs.registry import JobContext, PermanentFailure, RetryLater, jo
 
 if TYPE_CHECKING:
     from swarmdesk.runtime import Runtime
-
-
-def outbound_allowlist(account: Account) -> frozenset[str]:
-    return frozenset((account.settings or {}).get("outbound_allowlist", []))
 
 
 @jobs.handler(DELIVER_JOB)
@@ -53,7 +49,7 @@ async def deliver_message(runtime: Runtime, payload: dict[str, Any], ctx: JobCon
         attachments=[OutboundAttachment(a.filename, a.content_type, await store.read(a.storage_key))
                      for a in attachment_rows],
         created_at=message.created_at, idempotency_key=f"msg_{message.id}")
-    adapter = channels.adapter_for(inbox, runtime.secretbox, runtime.http, outbound_allowlist(account))
+    adapter = runtime.channels.build(inbox, outbound_allowlist(account))
     try:
         result = await adapter.send(outbound)
     except PermanentFailure as exc:

@@ -2,11 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from swarmdesk.accounts.models import Account
 from swarmdesk.auth.dependencies import Admin, RuntimeDep, Staff, Uow
 from swarmdesk.channels import actions, inbound, service
 from swarmdesk.channels.base import InboundRequest
-from swarmdesk.channels.outbound import outbound_allowlist
 from swarmdesk.channels.registry import channels
 from swarmdesk.channels.schemas import ChannelKindOut, InboxCreate, InboxCreated, InboxOut, InboxUpdate, IngestOut
 from swarmdesk.contacts import actions as contacts_actions
@@ -57,22 +55,20 @@ async def update_inbox(principal: Admin, uow: Uow, runtime: RuntimeDep, inbox_id
                        payload: InboxUpdate) -> InboxOut:
     inbox = await actions.do_update_inbox(uow, principal, runtime.secretbox,
                                           await _inbox(uow, principal.account_id, inbox_id), payload)
+    runtime.channels.forget(inbox.public_key)  # this process at once; others within the cache TTL
     return service.inbox_out(inbox, runtime.secretbox, runtime.settings.base_url)
 
 
 @public_router.post("/{public_key}/webhook", response_model=IngestOut,
                     summary="Channel intake: a vendor (or your system, for API inboxes) delivers messages here")
 async def channel_webhook(public_key: str, request: Request, runtime: RuntimeDep) -> IngestOut:
-    async with runtime.uow() as uow:
-        inbox = await service.get_by_public_key(uow.session, public_key)
-        account = await uow.session.get(Account, inbox.account_id) if inbox else None
-    if inbox is None or not inbox.is_active or account is None:
+    active = await runtime.channels.active(runtime.sessionmaker, public_key)
+    if active is None:
         raise NotFound("no active inbox at this address")
-    adapter = channels.adapter_for(inbox, runtime.secretbox, runtime.http, outbound_allowlist(account))
     delivery = InboundRequest(headers={k.lower(): v for k, v in request.headers.items()},
                               body=await request.body(), query=dict(request.query_params))
-    await adapter.verify(delivery)  # before anything is parsed or stored
-    result = await inbound.do_ingest_delivery(runtime, inbox, adapter, delivery)
+    await active.adapter.verify(delivery)  # before anything is parsed or stored
+    result = await inbound.do_ingest_delivery(runtime, active.inbox, active.adapter, delivery)
     return IngestOut(message_id=result.message_id, conversation_id=result.conversation_id,
                      contact_id=result.contact_id, duplicate=result.duplicate)
 

@@ -35,14 +35,13 @@ async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[Ide
     """
     session = uow.session
     verified = [c for c in claims if c.verified]
-    existing = await service.find_by_claims(session, account_id, verified)
+    existing = await service.contacts_by_claims(session, account_id, verified)
     if existing:
         # Prefer the claim the channel listed first (its own handle), then the others.
         order = {(c.kind, c.scope, c.value): i for i, c in enumerate(verified)}
-        existing.sort(key=lambda ident: order.get((ident.kind, ident.scope, ident.value), 99))
-        contact = await session.get(Contact, existing[0].contact_id)
-        assert contact is not None
-        known = {(i.kind, i.scope, i.value) for i in existing}
+        existing.sort(key=lambda pair: order.get((pair[0].kind, pair[0].scope, pair[0].value), 99))
+        contact = existing[0][1]
+        known = {(i.kind, i.scope, i.value) for i, _ in existing}
         for claim in verified:
             if (claim.kind, claim.scope, claim.value) not in known:
                 service.add_identity(session, contact, claim)

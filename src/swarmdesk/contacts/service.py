@@ -34,6 +34,19 @@ async def find_by_claims(session: AsyncSession, account_id: int,
         select(ContactIdentity).where(ContactIdentity.account_id == account_id, or_(*conditions)))).all())
 
 
+async def contacts_by_claims(session: AsyncSession, account_id: int,
+                             claims: Sequence[IdentityClaim]) -> list[tuple[ContactIdentity, Contact]]:
+    """Identities matching the claims, each with its contact, in one statement."""
+    if not claims:
+        return []
+    conditions = [and_(ContactIdentity.kind == c.kind, ContactIdentity.scope == c.scope,
+                       ContactIdentity.value == c.value) for c in claims]
+    rows = await session.execute(
+        select(ContactIdentity, Contact).join(Contact, Contact.id == ContactIdentity.contact_id)
+        .where(ContactIdentity.account_id == account_id, or_(*conditions)))
+    return [(identity, contact) for identity, contact in rows]
+
+
 def add_identity(session: AsyncSession, contact: Contact, claim: IdentityClaim) -> ContactIdentity:
     identity = ContactIdentity(account_id=contact.account_id, contact_id=contact.id, kind=claim.kind,
                                scope=claim.scope, value=claim.value, verified=claim.verified, created_at=utcnow())

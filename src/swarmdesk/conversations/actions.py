@@ -19,6 +19,7 @@ from swarmdesk.conversations import audience, service
 from swarmdesk.conversations.models import (
     Attachment,
     Conversation,
+    ConversationParticipant,
     ConversationStatus,
     ConversationTag,
     DeliveryStatus,
@@ -88,13 +89,11 @@ def decode_attachments(items: list[AttachmentIn], max_bytes: int) -> list[Inboun
                               data=decode_base64(a.data_base64, max_bytes)) for a in items]
 
 
-async def _publish_message(uow: UnitOfWork, conversation: Conversation, contact: Contact, channel: str,
-                           message: Message, attachments: list[Attachment], sender_name: str,
-                           participants: list[int]) -> None:
+def _publish_message(uow: UnitOfWork, conversation: Conversation, contact: Contact, channel: str,
+                     message: Message, attachments: list[Attachment], sender_name: str) -> None:
     names = {(message.sender_type, message.sender_id or 0): sender_name}
-    tags = (await service.tags_for(uow.session, [conversation.id])).get(conversation.id, [])
-    conv_out = service.conversation_out(conversation, contact, tags, channel)
-    staff = audience.conversation_staff(conversation, participants)
+    conv_out = service.conversation_out(conversation, contact, channel)
+    staff = audience.conversation_staff(conversation)
     uow.publish(MessageCreated(account_id=conversation.account_id, audience=staff,
                                message=service.message_out(message, names, attachments), conversation=conv_out))
     if not message.private:
@@ -121,7 +120,7 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
             account_id=inbox.account_id, inbox_id=inbox.id, contact_id=contact.id,
             external_key=inbound.conversation_key, subject=(inbound.subject or "")[:500],
             status=ConversationStatus.open, last_activity_at=now, waiting_since=now, created_at=now, updated_at=now,
-            custom_attributes={}, reopen_count=0, message_count=0)
+            custom_attributes={}, reopen_count=0, message_count=0, tag_names=[], participant_ids=[])
         session.add(conversation)
         await session.flush()
         service.add_activity(session, conversation, SenderType.contact, contact.id, "created",
@@ -149,18 +148,15 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
     conversation.message_count += 1
     conversation.updated_at = now
 
-    participants = [] if created else await service.participant_ids(session, conversation.id)
-    staff = audience.conversation_staff(conversation, participants)
+    staff = audience.conversation_staff(conversation)
     if created:
-        conv_out = service.conversation_out(conversation, contact, [], inbox.channel_kind)
+        conv_out = service.conversation_out(conversation, contact, inbox.channel_kind)
         uow.publish(ConversationCreated(account_id=inbox.account_id, audience=staff, conversation=conv_out))
     elif previous_status != ConversationStatus.open:
-        tags = (await service.tags_for(session, [conversation.id])).get(conversation.id, [])
-        conv_out = service.conversation_out(conversation, contact, tags, inbox.channel_kind)
+        conv_out = service.conversation_out(conversation, contact, inbox.channel_kind)
         uow.publish(ConversationStatusChanged(account_id=inbox.account_id, audience=staff, conversation=conv_out,
                                               previous_status=str(previous_status), status="open"))
-    await _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, contact.name,
-                           participants)
+    _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, contact.name)
     return Received(message=message, conversation=conversation, conversation_created=created)
 
 
@@ -214,9 +210,7 @@ async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversati
         conversation.last_agent_message_at = now
         conversation.waiting_since = None
         jobs_service.enqueue(session, DELIVER_JOB, {"message_id": message.id}, account_id=conversation.account_id)
-    participants = await service.participant_ids(session, conversation.id)
-    await _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, principal.name,
-                           participants)
+    _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, principal.name)
     await uow.commit()
     return message
 
@@ -239,8 +233,7 @@ async def do_update_conversation(uow: UnitOfWork, principal: StaffPrincipal, con
         raise Forbidden("experts cannot change a conversation's status, owner or attributes")
     fields = update.model_fields_set
     session, now = uow.session, utcnow()
-    participants = await service.participant_ids(session, conversation.id)
-    before = audience.conversation_staff(conversation, participants)
+    before = audience.conversation_staff(conversation)
     previous_status, previous_assignee, previous_team = conversation.status, conversation.assignee_id, conversation.team_id
     if {"assignee_id", "team_id"} & fields:
         await _validate_assignment(uow, conversation.account_id,
@@ -282,7 +275,7 @@ async def do_update_conversation(uow: UnitOfWork, principal: StaffPrincipal, con
     if not (status_changed or assigned or changed):
         return conversation
     conversation.updated_at = now
-    await _publish_conversation_change(uow, conversation, participants, before, previous_status=previous_status,
+    await _publish_conversation_change(uow, conversation, before, previous_status=previous_status,
                                        status_changed=status_changed, assigned=assigned,
                                        previous_assignee=previous_assignee, previous_team=previous_team,
                                        changed=changed)
@@ -294,18 +287,16 @@ def _jsonable(value: object) -> object:
     return value.isoformat() if hasattr(value, "isoformat") else (str(value) if hasattr(value, "value") else value)
 
 
-async def _publish_conversation_change(uow: UnitOfWork, conversation: Conversation, participants: list[int],
-                                       before: Audience, *, previous_status: ConversationStatus,
+async def _publish_conversation_change(uow: UnitOfWork, conversation: Conversation, before: Audience, *, previous_status: ConversationStatus,
                                        status_changed: bool, assigned: bool, previous_assignee: int | None,
                                        previous_team: int | None, changed: list[str]) -> None:
     session = uow.session
     contact = await session.get(Contact, conversation.contact_id)
     inbox = await session.get(Inbox, conversation.inbox_id)
     assert contact is not None and inbox is not None
-    tags = (await service.tags_for(session, [conversation.id])).get(conversation.id, [])
-    conv_out = service.conversation_out(conversation, contact, tags, inbox.channel_kind)
+    conv_out = service.conversation_out(conversation, contact, inbox.channel_kind)
     # Whoever could see it before the change hears about it too (e.g. the previous assignee).
-    staff = _merge(before, audience.conversation_staff(conversation, participants))
+    staff = _merge(before, audience.conversation_staff(conversation))
     account_id = conversation.account_id
     if status_changed:
         uow.publish(ConversationStatusChanged(account_id=account_id, audience=staff, conversation=conv_out,
@@ -325,7 +316,7 @@ async def do_update_tags(uow: UnitOfWork, principal: StaffPrincipal, conversatio
     if principal.role == Role.expert:
         raise Forbidden("experts cannot change tags")
     session = uow.session
-    current = set((await service.tags_for(session, [conversation.id])).get(conversation.id, []))
+    current = set(conversation.tag_names or [])
     to_add = [t for t in update.add if t not in current]
     to_remove = [t for t in update.remove if t in current]
     if not to_add and not to_remove:
@@ -335,17 +326,15 @@ async def do_update_tags(uow: UnitOfWork, principal: StaffPrincipal, conversatio
     if to_remove:
         await session.execute(delete(ConversationTag).where(ConversationTag.conversation_id == conversation.id,
                                                             ConversationTag.name.in_(to_remove)))
+    conversation.tag_names = sorted((current | set(to_add)) - set(to_remove))
     conversation.updated_at = utcnow()
     service.add_activity(session, conversation, SenderType.user, principal.user_id, "tags_changed",
                          {"added": to_add, "removed": to_remove})
-    await session.flush()
-    participants = await service.participant_ids(session, conversation.id)
-    staff = audience.conversation_staff(conversation, participants)
-    await _publish_conversation_change(uow, conversation, participants, staff, previous_status=conversation.status,
-                                       status_changed=False, assigned=False, previous_assignee=None,
-                                       previous_team=None, changed=["tags"])
+    await _publish_conversation_change(uow, conversation, audience.conversation_staff(conversation),
+                                       previous_status=conversation.status, status_changed=False, assigned=False,
+                                       previous_assignee=None, previous_team=None, changed=["tags"])
     await uow.commit()
-    return sorted((current | set(to_add)) - set(to_remove))
+    return list(conversation.tag_names)
 
 
 async def do_create_conversation(uow: UnitOfWork, principal: StaffPrincipal, payload: ConversationCreate, *,
@@ -366,7 +355,7 @@ async def do_create_conversation(uow: UnitOfWork, principal: StaffPrincipal, pay
         account_id=principal.account_id, inbox_id=inbox.id, contact_id=contact.id, subject=payload.subject,
         status=ConversationStatus.open, priority=payload.priority, assignee_id=payload.assignee_id,
         team_id=payload.team_id, last_activity_at=now, created_at=now, updated_at=now, custom_attributes={},
-        reopen_count=0, message_count=0)
+        reopen_count=0, message_count=0, tag_names=list(payload.tags), participant_ids=[])
     session.add(conversation)
     await session.flush()
     for tag in payload.tags:
@@ -375,7 +364,7 @@ async def do_create_conversation(uow: UnitOfWork, principal: StaffPrincipal, pay
                          {"inbox_id": inbox.id, "channel": inbox.channel_kind})
     uow.publish(ConversationCreated(account_id=principal.account_id,
                                     audience=audience.conversation_staff(conversation),
-                                    conversation=service.conversation_out(conversation, contact, payload.tags,
+                                    conversation=service.conversation_out(conversation, contact,
                                                                           inbox.channel_kind)))
     if payload.content:
         # do_send_message commits the whole unit of work, conversation included.
@@ -405,13 +394,13 @@ async def _receive_new(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbound:
     conversation = Conversation(
         account_id=inbox.account_id, inbox_id=inbox.id, contact_id=contact.id, subject=(inbound.subject or "")[:500],
         status=ConversationStatus.open, last_activity_at=now, waiting_since=now, created_at=now, updated_at=now,
-        custom_attributes={}, reopen_count=0, message_count=0)
+        custom_attributes={}, reopen_count=0, message_count=0, tag_names=[], participant_ids=[])
     uow.session.add(conversation)
     await uow.session.flush()
     service.add_activity(uow.session, conversation, SenderType.contact, contact.id, "created",
                          {"inbox_id": inbox.id, "channel": inbox.channel_kind})
     uow.publish(ConversationCreated(account_id=inbox.account_id, audience=audience.conversation_staff(conversation),
-                                    conversation=service.conversation_out(conversation, contact, [],
+                                    conversation=service.conversation_out(conversation, contact,
                                                                           inbox.channel_kind)))
     received = await receive_message(uow, inbox, contact, inbound, store=store, conversation=conversation)
     received.conversation_created = True
@@ -452,8 +441,19 @@ async def do_record_delivery(uow: UnitOfWork, message_id: int, status: DeliveryS
         message.external_id = external_id
     conversation = await session.get(Conversation, message.conversation_id)
     assert conversation is not None
-    participants = await service.participant_ids(session, conversation.id)
     (out,) = await service.messages_out(session, [message])
-    uow.publish(MessageUpdated(account_id=message.account_id,
-                               audience=audience.conversation_staff(conversation, participants), message=out))
+    uow.publish(MessageUpdated(account_id=message.account_id, audience=audience.conversation_staff(conversation),
+                               message=out))
     await uow.commit()
+
+
+async def add_participant(uow: UnitOfWork, conversation: Conversation, user_id: int, role: str = "participant") -> bool:
+    """Bring a staff member into a conversation (the swarming layer builds on this). Keeps the
+    participants table (for visibility queries) and the row's participant_ids (for audiences)
+    in step. Runs in the caller's transaction; returns False if they were already in."""
+    if user_id in (conversation.participant_ids or []):
+        return False
+    uow.session.add(ConversationParticipant(conversation_id=conversation.id, user_id=user_id,
+                                            account_id=conversation.account_id, role=role, created_at=utcnow()))
+    conversation.participant_ids = sorted({*(conversation.participant_ids or []), user_id})
+    return True

@@ -5,8 +5,6 @@ see only conversations they take part in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from swarmdesk.accounts.models import Role
 from swarmdesk.conversations.models import Conversation
 from swarmdesk.events.base import Audience
@@ -14,8 +12,8 @@ from swarmdesk.events.base import Audience
 _ALWAYS = (Role.admin.value, Role.supervisor.value)
 
 
-def conversation_staff(conversation: Conversation, participant_ids: Iterable[int] = ()) -> Audience:
-    users = {uid for uid in participant_ids}
+def conversation_staff(conversation: Conversation) -> Audience:
+    users = set(conversation.participant_ids or ())
     if conversation.assignee_id is not None:
         users.add(conversation.assignee_id)
     if conversation.team_id is None:

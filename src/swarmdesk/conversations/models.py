@@ -79,6 +79,10 @@ class Conversation(IdMixin, AccountScoped, Timestamps, Base):
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
     reopen_count: Mapped[int] = mapped_column(default=0)
     message_count: Mapped[int] = mapped_column(default=0)
+    # Read on every message (events carry them), so kept on the row as well as in their tables
+    # (which filtering uses); only the actions that change the tables write these.
+    tag_names: Mapped[list[str]] = mapped_column(default=list)
+    participant_ids: Mapped[list[int]] = mapped_column(default=list)
 
 
 class ConversationTag(Base):

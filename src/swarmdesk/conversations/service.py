@@ -87,22 +87,6 @@ async def message_by_external_id(session: AsyncSession, inbox_id: int, external_
         select(Message).where(Message.inbox_id == inbox_id, Message.external_id == external_id))
 
 
-async def participant_ids(session: AsyncSession, conversation_id: int) -> list[int]:
-    return list((await session.scalars(select(ConversationParticipant.user_id).where(
-        ConversationParticipant.conversation_id == conversation_id))).all())
-
-
-async def tags_for(session: AsyncSession, conversation_ids: Sequence[int]) -> dict[int, list[str]]:
-    result: dict[int, list[str]] = defaultdict(list)
-    if conversation_ids:
-        rows = await session.execute(select(ConversationTag.conversation_id, ConversationTag.name)
-                                     .where(ConversationTag.conversation_id.in_(conversation_ids))
-                                     .order_by(ConversationTag.name))
-        for cid, name in rows:
-            result[cid].append(name)
-    return result
-
-
 @dataclass(slots=True)
 class ConversationFilters:
     status: list[ConversationStatus] | None = None
@@ -203,25 +187,22 @@ def add_activity(session: AsyncSession, conversation: Conversation, actor_type: 
 # --- serializers -------------------------------------------------------------------------------
 
 async def conversations_out(session: AsyncSession, conversations: Sequence[Conversation]) -> list[ConversationOut]:
-    """Batch-load what the output shape needs: three queries however many conversations."""
+    """Batch-load what the output shape needs: two queries however many conversations."""
     if not conversations:
         return []
-    ids = [c.id for c in conversations]
-    tags = await tags_for(session, ids)
     contacts = {c.id: c for c in (await session.scalars(
         select(Contact).where(Contact.id.in_({c.contact_id for c in conversations})))).all()}
     channels = dict((await session.execute(
         select(Inbox.id, Inbox.channel_kind).where(Inbox.id.in_({c.inbox_id for c in conversations})))).all())
-    return [conversation_out(c, contacts[c.contact_id], tags.get(c.id, []), channels[c.inbox_id])
-            for c in conversations]
+    return [conversation_out(c, contacts[c.contact_id], channels[c.inbox_id]) for c in conversations]
 
 
-def conversation_out(conversation: Conversation, contact: Contact, tags: list[str], channel: str) -> ConversationOut:
+def conversation_out(conversation: Conversation, contact: Contact, channel: str) -> ConversationOut:
     return ConversationOut(
         id=conversation.id, inbox_id=conversation.inbox_id, channel=channel,
         contact=ContactBrief(id=contact.id, name=contact.name, email=contact.email, phone=contact.phone),
         subject=conversation.subject, status=conversation.status, priority=conversation.priority,
-        assignee_id=conversation.assignee_id, team_id=conversation.team_id, tags=tags,
+        assignee_id=conversation.assignee_id, team_id=conversation.team_id, tags=list(conversation.tag_names or []),
         custom_attributes=conversation.custom_attributes or {}, snoozed_until=conversation.snoozed_until,
         created_at=conversation.created_at, updated_at=conversation.updated_at,
         last_activity_at=conversation.last_activity_at, first_response_at=conversation.first_response_at,

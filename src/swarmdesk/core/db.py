@@ -1,6 +1,7 @@
 """Engine, sessions and the unit of work.
 
-SQLite runs in WAL mode with one pooled connection per process and ``BEGIN IMMEDIATE``: writers
+SQLite runs in WAL mode through ``core.sqlite`` (one round trip to the connection's thread per
+statement) with one pooled connection per process and ``BEGIN IMMEDIATE``: writers
 queue on the pool instead of spinning on SQLITE_BUSY, and a second process (``swarmdesk worker``)
 waits on ``busy_timeout``. PostgreSQL uses asyncpg with a normal pool; concurrent commits share
 WAL flushes, which is how it gets past one fsync per message.
@@ -16,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from swarmdesk.config import Settings
+from swarmdesk.core import sqlite
 
 
 def _json_dumps(value: Any) -> str:
@@ -28,14 +30,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             url, pool_size=1, max_overflow=0, pool_timeout=60, json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
+            json_deserializer=orjson.loads, async_creator=sqlite.connect(url.split(":///", 1)[1]),
         )
         synchronous = settings.sqlite_synchronous
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-            # Take transaction control away from the driver so we can BEGIN IMMEDIATE.
-            dbapi_connection.isolation_level = None
+            # The connection runs in autocommit mode (isolation_level=None), so transactions are
+            # ours to begin: BEGIN IMMEDIATE below.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")

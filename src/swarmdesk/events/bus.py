@@ -65,7 +65,9 @@ class LocalBus:
         return self._next_id - 1
 
     async def replay(self, after_id: int) -> list[RoutedEvent] | None:
-        if after_id >= self._next_id - 1:
+        if after_id > self._next_id - 1:
+            return None  # an id this log never issued: it was reset, so the client must reload
+        if after_id == self._next_id - 1:
             return []
         if not self._log or self._log[0].id > after_id + 1:
             return None
@@ -133,7 +135,9 @@ class RedisBus:
 
     async def replay(self, after_id: int) -> list[RoutedEvent] | None:
         head = await self.head_id()
-        if after_id >= head:
+        if after_id > head:
+            return None  # an id the counter never issued: Redis lost its data, so the client must reload
+        if after_id == head:
             return []
         entries = await self._redis.xrange(self._stream, min=f"{after_id + 1}-0", max="+")
         events = [self._decode(eid, fields) for eid, fields in entries]

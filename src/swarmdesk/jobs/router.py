@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from swarmdesk.auth.dependencies import Admin, Uow
-from swarmdesk.core.errors import NotFound
+from swarmdesk.core.errors import Conflict, NotFound
 from swarmdesk.core.schemas import Out, Page
 from swarmdesk.jobs import actions, service
 from swarmdesk.jobs.models import JobStatus
@@ -41,4 +41,7 @@ async def retry_job(principal: Admin, uow: Uow, job_id: int) -> JobOut:
     job = await service.get_job(uow.session, job_id, principal.account_id)
     if job is None:
         raise NotFound(f"job {job_id} not found")
+    if job.status != JobStatus.dead:
+        # A queued or running job will run anyway, and running a done one again repeats its effect.
+        raise Conflict(f"job {job_id} is {job.status}; only dead jobs can be retried")
     return JobOut.model_validate(await actions.do_retry_job(uow, principal, job))

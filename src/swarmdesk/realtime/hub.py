@@ -55,6 +55,11 @@ def audience_includes(audience: Audience, info: QueueInfo) -> bool:
     return bool(set(audience.team_ids) & set(info.team_ids))
 
 
+def includes(event: RoutedEvent, info: QueueInfo) -> bool:
+    """Whether a client receives an event: same account, and in the audience."""
+    return event.account_id == info.account_id and audience_includes(event.audience, info)
+
+
 class Hub:
     def __init__(self) -> None:
         self._by_account: dict[int, set[Client]] = defaultdict(set)

@@ -73,28 +73,56 @@ class LocalQueueStore:
         self._queues.pop(queue_id, None)
 
 
+# The record is written once; the acknowledged id lives in its own key so that an ack is one
+# atomic max() in Redis. A read-modify-write of the record could move it backwards when two
+# sockets of one queue (the old one on process A, the new one on B) ack at the same time.
+_ACK_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+else
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 class RedisQueueStore:
     def __init__(self, redis: aioredis.Redis, ttl_seconds: int, prefix: str = "swarmdesk:queue:") -> None:
         self._redis = redis
         self._ttl = ttl_seconds
         self._prefix = prefix
+        self._ack_script = redis.register_script(_ACK_LUA)
+
+    def _keys(self, queue_id: str) -> tuple[str, str]:
+        return self._prefix + queue_id, self._prefix + queue_id + ":ack"
 
     async def put(self, info: QueueInfo) -> None:
-        await self._redis.set(self._prefix + info.queue_id, orjson.dumps(asdict(info)), ex=self._ttl)
+        record, acked = self._keys(info.queue_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(record, orjson.dumps(asdict(info)), ex=self._ttl)
+            pipe.set(acked, info.last_acked, ex=self._ttl)
+            await pipe.execute()
 
     async def get(self, queue_id: str) -> QueueInfo | None:
-        raw = await self._redis.getex(self._prefix + queue_id, ex=self._ttl)
+        record, acked = self._keys(queue_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.getex(record, ex=self._ttl)
+            pipe.getex(acked, ex=self._ttl)
+            raw, raw_acked = await pipe.execute()
         if raw is None:
             return None
         data = orjson.loads(raw)
         data["team_ids"] = tuple(data["team_ids"])
-        return QueueInfo(**data)
+        info = QueueInfo(**data)
+        if raw_acked is not None:
+            info.last_acked = max(info.last_acked, int(raw_acked))
+        return info
 
     async def ack(self, queue_id: str, last_event_id: int) -> None:
-        info = await self.get(queue_id)
-        if info is not None and last_event_id > info.last_acked:
-            info.last_acked = last_event_id
-            await self.put(info)
+        await self._ack_script(keys=list(self._keys(queue_id)), args=[last_event_id, self._ttl])
 
     async def delete(self, queue_id: str) -> None:
-        await self._redis.delete(self._prefix + queue_id)
+        await self._redis.delete(*self._keys(queue_id))

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from swarmdesk.events.base import BaseEvent
 from swarmdesk.events.listeners import listeners
 from swarmdesk.events.types import WEBHOOK_EVENT_TYPES
+from swarmdesk.webhooks import service
 from swarmdesk.webhooks.actions import enqueue_event_deliveries
 
 if TYPE_CHECKING:
     from swarmdesk.runtime import Runtime
 
 
-@listeners.on(*WEBHOOK_EVENT_TYPES)
+async def _subscribed(session: AsyncSession, event: BaseEvent, memo: dict[Any, Any]) -> bool:
+    key = ("webhook_event_types", event.account_id)
+    if key not in memo:
+        memo[key] = {t for sub in await service.active_subscriptions(session, event.account_id)
+                     for t in sub.event_types}
+    return event.type in memo[key]
+
+
+@listeners.on(*WEBHOOK_EVENT_TYPES, wants=_subscribed)
 async def fan_out_to_subscriptions(runtime: Runtime, event: dict[str, Any]) -> None:
     async with runtime.uow() as uow:
         if await enqueue_event_deliveries(uow, event):

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from swarmdesk.accounts.models import Account
-from swarmdesk.channels.outbound import outbound_allowlist
+from swarmdesk.channels.directory import outbound_allowlist
 from swarmdesk.core.clock import utcnow
 from swarmdesk.jobs.registry import JobContext, jobs
 from swarmdesk.webhooks.actions import DELIVER_JOB
