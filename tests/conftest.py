@@ -8,7 +8,7 @@ import asyncio
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -42,25 +42,27 @@ def _pg_url(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_template(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated database, made once per session (per xdist worker)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database, made once per test session. PostgreSQL databases are named per
+    process, so concurrent sessions on one server never share (or drop) each other's."""
     if BACKEND == "sqlite":
         path = tmp_path_factory.mktemp("template") / "template.db"
         upgrade(f"sqlite+aiosqlite:///{path}")
-        return str(path)
-    name = f"swarmdesk_test_{worker}"
+        yield str(path)
+        return
+    name = f"swarmdesk_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
-    async def recreate() -> None:
+    async def admin(*statements: str) -> None:
         engine = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            for statement in statements:
+                await conn.execute(text(statement))
         await engine.dispose()
 
-    asyncio.run(recreate())
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'))
     upgrade(_pg_url(name))
-    return _pg_url(name)
+    yield _pg_url(name)
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _truncate_pg(url: str) -> None:

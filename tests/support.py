@@ -186,7 +186,10 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.answered: list[Received] = []  # requests whose response was actually sent
         self.script: list[tuple[int, dict[str, str]]] = []
+        # While set to an unset Event, requests are held open (a receiver that hangs).
+        self.gate: asyncio.Event | None = None
         self.arrived = asyncio.Event()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -194,9 +197,16 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}/hook"
 
         async def hook(request: Request) -> Response:
-            self.requests.append(Received({k.lower(): v for k, v in request.headers.items()}, await request.body()))
+            received = Received({k.lower(): v for k, v in request.headers.items()}, await request.body())
+            self.requests.append(received)
             self.arrived.set()
+            if self.gate is not None:
+                await self.gate.wait()
+                if await request.is_disconnected():
+                    return Response(status_code=499)
             status, headers = self.script.pop(0) if self.script else (200, {})
+            if 200 <= status < 300:
+                self.answered.append(received)
             return Response(status_code=status, headers=headers)
 
         self.app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])

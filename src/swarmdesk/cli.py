@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +37,20 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+class GracefulServer(uvicorn.Server):
+    """SIGTERM/SIGINT stop accepting, drain requests and jobs, then exit 0. (uvicorn re-raises the
+    signal after shutting down, which makes a clean stop look like a crash to supervisors.)"""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     from swarmdesk.main import create_app
 
@@ -42,7 +58,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=10, ws_max_size=1024 * 1024, lifespan="on",
                             proxy_headers=True)
-    uvicorn.Server(config).run()
+    GracefulServer(config).run()
 
 
 @app.command()
@@ -149,8 +165,9 @@ def demo(data_dir: Annotated[Path, typer.Option(help="where the demo's database 
     logins = asyncio.run(seed_demo(settings, console))
     console.print(f"\n[bold green]Swarmdesk demo[/bold green] at [link]http://{host}:{port}[/link]  "
                   f"(API docs: http://{host}:{port}/docs)")
+    width = max((len(email) for _, email in logins), default=0)
     for role, email in logins:
-        console.print(f"  {role:<10} {email:<32} password: {DEMO_PASSWORD}")
+        console.print(f"  {role:<10} {email:<{width}}  password: {DEMO_PASSWORD}")
     if serve_after:
         _serve(settings, host, port)
 
