@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     redis_url: str = ""
     # Namespace of every Redis key and channel: processes that share it form one deployment.
     redis_prefix: str = Field(default="swarmdesk", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Connections per Redis client pool; at the limit a command waits for a free one.
+    redis_max_connections: int = Field(default=100, ge=2)
     secret_key: str = DEV_SECRET
     base_url: str = "http://127.0.0.1:8000"
 

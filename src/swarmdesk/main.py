@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -161,6 +162,33 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem(500, "Internal server error", "an unexpected error occurred; it has been logged",
                        instance=request.url.path)
+
+    # Defence in depth behind input validation: a value the database cannot hold (an id beyond
+    # 64 bits, a NUL character in text) can only have come from the request, so it is a 422.
+    @app.exception_handler(OverflowError)
+    async def number_out_of_range(request: Request, exc: OverflowError) -> JSONResponse:
+        return problem(422, "Validation failed", "a number in the request is outside the supported range",
+                       type_slug="validation-failed", instance=request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not _is_data_exception(exc):
+            return await unexpected(request, exc)
+        return problem(422, "Validation failed", "a value in the request cannot be stored (a number out of "
+                       "range or a NUL character in text)", type_slug="validation-failed",
+                       instance=request.url.path)
+
+
+def _is_data_exception(exc: BaseException) -> bool:
+    """SQLSTATE class 22, anywhere in the chain from SQLAlchemy's wrapper to the driver's error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if str(getattr(current, "sqlstate", "") or "").startswith("22"):
+            return True
+        current = getattr(current, "orig", None) or getattr(current, "driver_exception", None) or current.__cause__
+    return False
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,

@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import swarmdesk.registrations  # noqa: F401  (handlers, listeners and adapters register on import)
 from swarmdesk.channels.directory import ChannelDirectory
+from swarmdesk.channels.inbound import IntakeBatcher
 from swarmdesk.channels.registry import channels as channel_registry
 from swarmdesk.config import Settings
 from swarmdesk.core.db import UnitOfWork, create_engine, create_sessionmaker
 from swarmdesk.core.security import SecretBox
-from swarmdesk.events.bus import EventBus, LocalBus, RedisBus
+from swarmdesk.events.bus import EventBus, LocalBus, RedisBus, connect_redis
 from swarmdesk.events.listeners import EventCommitHooks, ListenerRegistry, listeners
 from swarmdesk.jobs.registry import JobRegistry, jobs
 from swarmdesk.jobs.worker import Worker
@@ -47,6 +48,7 @@ class Runtime:
     listeners: ListenerRegistry
     jobs: JobRegistry
     channels: ChannelDirectory = field(init=False)
+    intake: IntakeBatcher = field(init=False)
     hooks: EventCommitHooks = field(init=False)
     worker: Worker | None = None
     redis: aioredis.Redis | None = None
@@ -54,6 +56,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.hooks = EventCommitHooks(self.bus, self.listeners, self.wake_workers)
         self.channels = ChannelDirectory(channel_registry, self.secretbox, self.http)
+        self.intake = IntakeBatcher(self)
 
     @asynccontextmanager
     async def uow(self) -> AsyncIterator[UnitOfWork]:
@@ -88,6 +91,7 @@ class Runtime:
                 self._wake_task = _start_wake_listener(self)
 
     async def stop(self) -> None:
+        await self.intake.stop()
         if self.worker is not None:
             await self.worker.stop()
         task = getattr(self, "_wake_task", None)
@@ -128,11 +132,12 @@ def _start_wake_listener(runtime: Runtime) -> asyncio.Task[None]:
 
 def create_runtime(settings: Settings) -> Runtime:
     engine = create_engine(settings)
-    redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+    redis_client = connect_redis(settings.redis_url, settings.redis_max_connections) if settings.redis_url else None
     bus: EventBus
     queues: QueueStore
     if settings.redis_url:
-        bus = RedisBus(settings.redis_url, prefix=settings.redis_prefix, log_size=settings.event_log_size)
+        bus = RedisBus(settings.redis_url, prefix=settings.redis_prefix, log_size=settings.event_log_size,
+                       max_connections=settings.redis_max_connections)
         queues = RedisQueueStore(redis_client, ttl_seconds=settings.queue_ttl_seconds,  # type: ignore[arg-type]
                                  prefix=f"{settings.redis_prefix}:queue:")
     else:

@@ -186,6 +186,8 @@ async def do_remove_team_member(uow: UnitOfWork, principal: StaffPrincipal, team
 async def do_create_api_token(uow: UnitOfWork, principal: StaffPrincipal, payload: ApiTokenCreate) -> tuple[ApiToken, str]:
     if "admin" in payload.scopes and principal.role != Role.admin:
         raise ValidationFailed("only admins can create tokens with the admin scope")
+    if payload.expires_at is not None and payload.expires_at <= utcnow():
+        raise ValidationFailed("expires_at must be in the future")
     token = new_token(USER_TOKEN_PREFIX)
     api_token = ApiToken(account_id=principal.account_id, user_id=principal.user_id, name=payload.name,
                          token_hash=token_digest(token), prefix=token[:10], scopes=payload.scopes,

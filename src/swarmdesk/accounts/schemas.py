@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from swarmdesk.accounts.models import Role
 from swarmdesk.auth.principals import SCOPES
@@ -88,7 +88,8 @@ class TeamMemberAdd(In):
 class ApiTokenCreate(In):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
-    expires_at: datetime | None = None
+    # A naive time is ambiguous (and the database keeps only UTC instants): an offset is required.
+    expires_at: AwareDatetime | None = None
 
     @field_validator("scopes")
     @classmethod

@@ -17,7 +17,7 @@ from swarmdesk.conversations import actions as conversations_actions
 from swarmdesk.conversations.actions import DELIVER_JOB
 from swarmdesk.conversations.models import Attachment, Conversation, DeliveryStatus, Message
 from swarmdesk.core.storage import AttachmentStore
-from swarmdesk.jobs.registry import JobContext, PermanentFailure, RetryLater, jobs
+from swarmdesk.jobs.registry import JobContext, PermanentFailure, jobs
 
 if TYPE_CHECKING:
     from swarmdesk.runtime import Runtime
@@ -28,8 +28,11 @@ async def deliver_message(runtime: Runtime, payload: dict[str, Any], ctx: JobCon
     async with runtime.uow() as uow:
         s = uow.session
         message = await s.get(Message, payload["message_id"])
-        if message is None or message.delivery_status != DeliveryStatus.pending:
-            return  # already delivered (a retry after a crash) or deleted
+        # pending: not sent yet, or sent by a worker that died before recording it (the receiver
+        # drops the duplicate by webhook-id). failed: an admin retried the dead job by hand.
+        # Anything else was delivered already, or is an internal note, which is never sent.
+        if message is None or message.delivery_status not in (DeliveryStatus.pending, DeliveryStatus.failed):
+            return
         conversation = await s.get(Conversation, message.conversation_id)
         inbox = await s.get(Inbox, message.inbox_id)
         account = await s.get(Account, message.account_id)
@@ -40,22 +43,26 @@ async def deliver_message(runtime: Runtime, payload: dict[str, Any], ctx: JobCon
             ContactIdentity.contact_id == conversation.contact_id))).all()
         attachment_rows = (await s.scalars(select(Attachment).where(Attachment.message_id == message.id))).all()
     assert contact is not None
+    if message.delivery_status == DeliveryStatus.failed:
+        await _record(runtime, message.id, DeliveryStatus.pending, None, None)  # agents see it is being retried
     handles = {str(i.kind): i.value for i in identities if i.scope in ("", handle_scope(inbox.id))}
     store = AttachmentStore(runtime.settings.attachments_dir)
-    outbound = OutboundMessage(
-        message_id=message.id, conversation_id=conversation.id, conversation_key=conversation.external_key,
-        content=message.content, content_html=message.content_html, sender_name=sender.name if sender else "",
-        recipient=Recipient(contact_id=contact.id, name=contact.name, handles=handles),
-        attachments=[OutboundAttachment(a.filename, a.content_type, await store.read(a.storage_key))
-                     for a in attachment_rows],
-        created_at=message.created_at, idempotency_key=f"msg_{message.id}")
-    adapter = runtime.channels.build(inbox, outbound_allowlist(account))
     try:
+        outbound = OutboundMessage(
+            message_id=message.id, conversation_id=conversation.id, conversation_key=conversation.external_key,
+            content=message.content, content_html=message.content_html, sender_name=sender.name if sender else "",
+            recipient=Recipient(contact_id=contact.id, name=contact.name, handles=handles),
+            attachments=[OutboundAttachment(a.filename, a.content_type, await store.read(a.storage_key))
+                         for a in attachment_rows],
+            created_at=message.created_at, idempotency_key=f"msg_{message.id}")
+        adapter = runtime.channels.build(inbox, outbound_allowlist(account))
         result = await adapter.send(outbound)
     except PermanentFailure as exc:
         await _record(runtime, message.id, DeliveryStatus.failed, str(exc), None)
         raise
-    except RetryLater as exc:
+    except Exception as exc:
+        # Transient, or unexpected (an undecryptable config, a missing attachment file): retried,
+        # but the message must not stay pending for ever once the job dies.
         if ctx.is_last_attempt:
             await _record(runtime, message.id, DeliveryStatus.failed, f"gave up after {ctx.attempt} attempts: {exc}",
                           None)

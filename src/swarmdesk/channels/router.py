@@ -68,7 +68,7 @@ async def channel_webhook(public_key: str, request: Request, runtime: RuntimeDep
     delivery = InboundRequest(headers={k.lower(): v for k, v in request.headers.items()},
                               body=await request.body(), query=dict(request.query_params))
     await active.adapter.verify(delivery)  # before anything is parsed or stored
-    result = await inbound.do_ingest_delivery(runtime, active.inbox, active.adapter, delivery)
+    result = await runtime.intake.submit(inbound.prepare(active.inbox, active.adapter, delivery))
     return IngestOut(message_id=result.message_id, conversation_id=result.conversation_id,
                      contact_id=result.contact_id, duplicate=result.duplicate)
 

@@ -38,12 +38,12 @@ async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[Ide
     existing = await service.contacts_by_claims(session, account_id, verified)
     if existing:
         # Prefer the claim the channel listed first (its own handle), then the others.
-        order = {(c.kind, c.scope, c.value): i for i, c in enumerate(verified)}
-        existing.sort(key=lambda pair: order.get((pair[0].kind, pair[0].scope, pair[0].value), 99))
+        order = {(str(c.kind), c.scope, c.value): i for i, c in enumerate(verified)}
+        existing.sort(key=lambda pair: order.get(pair[0], 99))
         contact = existing[0][1]
-        known = {(i.kind, i.scope, i.value) for i, _ in existing}
+        known = {key for key, _ in existing}
         for claim in verified:
-            if (claim.kind, claim.scope, claim.value) not in known:
+            if (str(claim.kind), claim.scope, claim.value) not in known:
                 service.add_identity(session, contact, claim)
         if name and not contact.name:
             contact.name = name[:200]

@@ -26,7 +26,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 def _after(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    if not (cursor.isascii() and cursor.isdigit()):  # "²".isdigit() is True; int("²") fails
         raise BadRequest("cursor is not valid; use the next_cursor a previous page returned")
     return int(cursor)
 

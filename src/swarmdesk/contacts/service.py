@@ -35,16 +35,17 @@ async def find_by_claims(session: AsyncSession, account_id: int,
 
 
 async def contacts_by_claims(session: AsyncSession, account_id: int,
-                             claims: Sequence[IdentityClaim]) -> list[tuple[ContactIdentity, Contact]]:
-    """Identities matching the claims, each with its contact, in one statement."""
+                             claims: Sequence[IdentityClaim]) -> list[tuple[tuple[str, str, str], Contact]]:
+    """``((kind, scope, value), contact)`` for each identity matching the claims, in one statement."""
     if not claims:
         return []
     conditions = [and_(ContactIdentity.kind == c.kind, ContactIdentity.scope == c.scope,
                        ContactIdentity.value == c.value) for c in claims]
     rows = await session.execute(
-        select(ContactIdentity, Contact).join(Contact, Contact.id == ContactIdentity.contact_id)
+        select(Contact, ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value)
+        .join(ContactIdentity, Contact.id == ContactIdentity.contact_id)
         .where(ContactIdentity.account_id == account_id, or_(*conditions)))
-    return [(identity, contact) for identity, contact in rows]
+    return [((str(kind), scope, value), contact) for contact, kind, scope, value in rows]
 
 
 def add_identity(session: AsyncSession, contact: Contact, claim: IdentityClaim) -> ContactIdentity:
@@ -62,10 +63,12 @@ async def list_contacts(session: AsyncSession, account_id: int, *, q: str | None
     if organization_id is not None:
         stmt = stmt.where(Contact.organization_id == organization_id)
     if q:
-        pattern = f"%{q.lower()}%"
+        # Case-insensitive on both backends (PostgreSQL's LIKE is not); "%" and "_" match themselves.
         ident = select(ContactIdentity.contact_id).where(
-            ContactIdentity.account_id == account_id, ContactIdentity.value.like(pattern))
-        stmt = stmt.where(or_(Contact.name.ilike(pattern), Contact.email.like(pattern), Contact.id.in_(ident)))
+            ContactIdentity.account_id == account_id, ContactIdentity.value.icontains(q, autoescape=True))
+        stmt = stmt.where(or_(*(column.icontains(q, autoescape=True)
+                                for column in (Contact.name, Contact.email, Contact.phone)),
+                              Contact.id.in_(ident)))
     return list((await session.scalars(stmt)).all())
 
 

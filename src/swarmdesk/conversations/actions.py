@@ -81,6 +81,8 @@ async def _store_attachments(uow: UnitOfWork, store: AttachmentStore, message: M
                                 size=saved.size, storage_key=saved.key, created_at=utcnow())
         uow.session.add(attachment)
         stored.append(attachment)
+    if stored:
+        await uow.session.flush()  # events carry the attachments' ids
     return stored
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
+from pydantic import AwareDatetime
 
 from swarmdesk.auth.dependencies import ConversationsReader, ConversationsWriter, Customer, RuntimeDep, Uow
 from swarmdesk.conversations import actions, service
@@ -44,7 +45,8 @@ async def list_conversations(
     status: Annotated[list[ConversationStatus] | None, Query()] = None,
     assignee_id: Annotated[str | None, Query(description="a user id, 'me' or 'none'")] = None,
     team_id: int | None = None, tag: str | None = None, inbox_id: int | None = None,
-    contact_id: int | None = None, updated_since: datetime | None = None,
+    contact_id: int | None = None,
+    updated_since: Annotated[AwareDatetime | None, Query(description="with a UTC offset, e.g. ...Z")] = None,
     cursor: str | None = None, limit: Limit = 50,
 ) -> Page[ConversationOut]:
     filters = service.ConversationFilters(status=status, team_id=team_id, tag=tag.lower() if tag else None,
@@ -54,7 +56,7 @@ async def list_conversations(
     elif assignee_id == "none":
         filters.unassigned = True
     elif assignee_id is not None:
-        if not assignee_id.isdigit():
+        if not (assignee_id.isascii() and assignee_id.isdigit()):  # not "²", which int() refuses
             raise BadRequest("assignee_id must be a user id, 'me' or 'none'")
         filters.assignee_id = int(assignee_id)
     after = None
@@ -64,6 +66,8 @@ async def list_conversations(
             after = (datetime.fromisoformat(at), int(last_id))
         except (TypeError, ValueError) as exc:
             raise BadRequest("cursor is not valid; use the next_cursor a previous page returned") from exc
+        if after[0].tzinfo is None:  # we only ever issue UTC cursors; a naive one was made by hand
+            raise BadRequest("cursor is not valid; use the next_cursor a previous page returned")
     rows = await service.list_visible(uow.session, principal, filters, after, limit + 1)
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor([page[-1].last_activity_at.isoformat(), page[-1].id]) if more else None

@@ -4,7 +4,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from swarmdesk.conversations.models import ConversationStatus, DeliveryStatus, Direction, Priority, SenderType
 from swarmdesk.core.schemas import CustomAttributes, In, Out
@@ -156,7 +156,7 @@ class ConversationUpdate(In):
     assignee_id: int | None = None
     team_id: int | None = None
     subject: str | None = Field(default=None, max_length=500)
-    snoozed_until: datetime | None = None
+    snoozed_until: AwareDatetime | None = Field(default=None, description="with a UTC offset, e.g. ...Z")
     custom_attributes: CustomAttributes | None = None
 
 

@@ -1,9 +1,9 @@
 """Engine, sessions and the unit of work.
 
-SQLite runs in WAL mode through ``core.sqlite`` (one round trip to the connection's thread per
-statement) with one pooled connection per process and ``BEGIN IMMEDIATE``: writers
+SQLite runs in WAL mode through ``core.sqlite`` (statements inline, lock waits and checkpoints
+off the event loop) with one pooled connection per process and ``BEGIN IMMEDIATE``: writers
 queue on the pool instead of spinning on SQLITE_BUSY, and a second process (``swarmdesk worker``)
-waits on ``busy_timeout``. PostgreSQL uses asyncpg with a normal pool; concurrent commits share
+retries a busy ``BEGIN`` with async backoff. PostgreSQL uses asyncpg with a normal pool; concurrent commits share
 WAL flushes, which is how it gets past one fsync per message.
 """
 
@@ -42,7 +42,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            # busy_timeout stays 0: core.sqlite waits for other processes' locks without blocking.
             cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 

@@ -40,15 +40,11 @@ TEAMS: tuple[tuple[str, str], ...] = (
     ("VIP", "Enterprise partners and Summit-tier members"),
 )
 
-# (name, kind, what comes in through it). Only the "api" channel kind exists so far, so every
-# source is an API inbox named for the system that posts to it; email, chat and SMS inboxes arrive
-# with the channels issue.
-INBOXES: tuple[tuple[str, str], ...] = (
-    ("Mobile app", "in-app help from the Northwind iOS and Android apps"),
-    ("Web shop", "the contact form and order pages of northwind.example"),
-    ("Partner portal", "retail partners' support requests"),
-    ("Help center", "the 'still need help?' form under help articles"),
-)
+# Where customers write from. Only the "api" channel kind exists so far, so each source is an API
+# inbox named for the system that posts to it: in-app help in the iOS and Android apps, the web
+# shop's contact form and order pages, retail partners' portal, and the help center's "still need
+# help?" form. Email, chat and SMS inboxes arrive with the channels issue.
+INBOXES: tuple[str, ...] = ("Mobile app", "Web shop", "Partner portal", "Help center")
 
 FIRST_NAMES = (
     "Ana", "Ben", "Carla", "David", "Elif", "Farah", "George", "Hiro", "Ines", "Jamal", "Kara", "Liam",
@@ -126,7 +122,7 @@ class Topic:
     notes: tuple[str, ...]  # internal notes between staff
 
 
-APP, WEB, PARTNER, HELP = (name for name, _ in INBOXES)
+APP, WEB, PARTNER, HELP = INBOXES
 
 TOPICS: tuple[Topic, ...] = (
     Topic(
@@ -434,4 +430,16 @@ THANKS = ("Thanks a lot!", "Perfect, thank you {agent}!", "Great, that solved it
 SUPERVISOR_NOTES = (
     "Customer is a long-time Summit member, please prioritise.", "Approved the goodwill credit.",
     "Second contact about this. Let's make sure it's solved this time.", "Reassigning to balance the queue.",
+)
+# The expert's internal notes when pulled into a case.
+EXPERT_NOTES = (
+    "Looked at the logs: it's the {error} path. We have a fix in review; tell the customer 1-2 days.",
+    "Reproduced on {device} with {app_version}. Workaround: log out and back in. Fix is tracked as {code}.",
+    "Not a bug on our side: their token expired on {date}. A new one from the portal fixes it.",
+    "Root cause found (cache key collision after the deploy). Cleared it for this account; should work now.",
+)
+# A customer writes again after the case was resolved (it reopens).
+REOPENERS = (
+    "Sorry to come back to this, but it's happening again.", "Actually, the problem is back since this morning.",
+    "Hi again, it worked for a day and now it's the same as before.",
 )

@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 Dispatch = Callable[[RoutedEvent], None]
 
 
+def connect_redis(url: str, max_connections: int = 100) -> aioredis.Redis:
+    """A Redis client whose pool waits (up to 10 s) for a free connection at its limit. The default
+    pool raises ``MaxConnectionsError`` at once, which under a burst of publishes or socket acks
+    would lose events after their transaction committed."""
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
+    client = aioredis.Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # aclose() closes the pool it owns
+    return client
+
+
 def _frame(event_id: int, body: dict) -> bytes:
     return orjson.dumps({"id": event_id, **body})
 
@@ -75,27 +85,42 @@ class LocalBus:
 
 
 # INCRBY reserves a block of ids; XADD with explicit ids keeps the stream in that order.
+# A missing counter means Redis lost its data (restarted without persistence, or flushed): the
+# numbering continues above the highest id this process has seen (ARGV[2]) and above the stream's
+# top entry, never back at 1 - otherwise every process's reader, waiting for ids above the last
+# one it read, and every connected client, dropping ids it has already passed, would go silent.
 _PUBLISH_LUA = """
-local n = #ARGV - 1
+local n = #ARGV - 2
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local floor = tonumber(ARGV[2])
+  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  if top[1] then
+    local top_id = tonumber(string.match(top[1][1], '^(%d+)'))
+    if top_id > floor then floor = top_id end
+  end
+  redis.call('SET', KEYS[1], floor)
+end
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n + 1
 for i = 1, n do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (first + i - 1) .. '-1', 'e', ARGV[i + 1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (first + i - 1) .. '-1', 'e', ARGV[i + 2])
 end
 return first
 """
 
 
 class RedisBus:
-    def __init__(self, redis_url: str, *, prefix: str = "swarmdesk", log_size: int = 50_000) -> None:
-        self._redis = aioredis.from_url(redis_url)
-        self._reader = aioredis.from_url(redis_url)
+    def __init__(self, redis_url: str, *, prefix: str = "swarmdesk", log_size: int = 50_000,
+                 max_connections: int = 100) -> None:
+        self._redis = connect_redis(redis_url, max_connections)
+        self._reader = aioredis.from_url(redis_url)  # one blocking XREAD at a time
         self._seq_key = f"{prefix}:events:seq"
         self._stream = f"{prefix}:events"
         self._log_size = log_size
         self._script = self._redis.register_script(_PUBLISH_LUA)
         self._task: asyncio.Task[None] | None = None
         self._dispatch: Dispatch | None = None
+        self._highest = 0  # the highest id this process published or read
 
     @property
     def redis(self):  # noqa: ANN201 - shared with the queue store
@@ -104,6 +129,7 @@ class RedisBus:
     async def start(self, dispatch: Dispatch) -> None:
         self._dispatch = dispatch
         head = await self.head_id()
+        self._highest = max(self._highest, head)
         self._task = asyncio.create_task(self._read_loop(f"{head}-1"), name="redis-bus-reader")
 
     async def stop(self) -> None:
@@ -121,7 +147,9 @@ class RedisBus:
             return
         payloads = [orjson.dumps({"t": e.type, "a": e.account_id, "d": e.audience.model_dump(), "b": e.body()})
                     for e in events]
-        await self._script(keys=[self._seq_key, self._stream], args=[self._log_size, *payloads])
+        first = await self._script(keys=[self._seq_key, self._stream],
+                                   args=[self._log_size, self._highest, *payloads])
+        self._highest = max(self._highest, int(first) + len(payloads) - 1)
 
     async def head_id(self) -> int:
         value = await self._redis.get(self._seq_key)
@@ -158,5 +186,7 @@ class RedisBus:
             for _stream, entries in result or []:
                 for entry_id, fields in entries:
                     last = entry_id.decode()
+                    event = self._decode(entry_id, fields)
+                    self._highest = max(self._highest, event.id)
                     if self._dispatch is not None:
-                        self._dispatch(self._decode(entry_id, fields))
+                        self._dispatch(event)

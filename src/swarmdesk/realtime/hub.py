@@ -52,7 +52,8 @@ def audience_includes(audience: Audience, info: QueueInfo) -> bool:
         return True
     if audience.all_agents and info.role == "agent":
         return True
-    return bool(set(audience.team_ids) & set(info.team_ids))
+    # Experts see only what they take part in: a team membership gives them nothing.
+    return info.role != "expert" and bool(set(audience.team_ids) & set(info.team_ids))
 
 
 def includes(event: RoutedEvent, info: QueueInfo) -> bool:
@@ -76,8 +77,9 @@ class Hub:
         yield self._by_user, (info.account_id, info.principal_id)
         if info.role:
             yield self._by_role, (info.account_id, info.role)
-        for team_id in info.team_ids:
-            yield self._by_team, (info.account_id, team_id)
+        if info.role != "expert":  # as in audience_includes
+            for team_id in info.team_ids:
+                yield self._by_team, (info.account_id, team_id)
 
     def attach(self, client: Client) -> None:
         self._by_account[client.info.account_id].add(client)

@@ -29,7 +29,7 @@ from swarmdesk.conversations import service as conversations_service
 from swarmdesk.core.errors import NotAuthenticated
 from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX
 from swarmdesk.events.base import RoutedEvent
-from swarmdesk.realtime.hub import Client, audience_includes
+from swarmdesk.realtime.hub import Client, includes
 from swarmdesk.realtime.queues import QueueInfo, new_queue_id
 from swarmdesk.runtime import Runtime
 
@@ -56,11 +56,16 @@ class RegisterOut(BaseModel):
 @router.post("/register", response_model=RegisterOut)
 async def register(principal: Annotated[StaffPrincipal | CustomerPrincipal, Depends(any_principal)], uow: Uow,
                    runtime: RuntimeDep) -> RegisterOut:
-    # Read the head first: anything after it is replayed on connect, so nothing falls between.
+    if isinstance(principal, StaffPrincipal):
+        # The stream carries conversations and messages: a token that may not read them gets none.
+        principal.require_scope("conversations:read")
+    # Read the head first: anything after it is replayed on connect, so nothing falls between. A new
+    # queue starts there (the state covers what came before), so connecting without an id is safe.
     last_event_id = await runtime.bus.head_id()
     if isinstance(principal, StaffPrincipal):
         info = QueueInfo(queue_id=new_queue_id(), account_id=principal.account_id, principal_kind="user",
-                         principal_id=principal.user_id, role=str(principal.role), team_ids=principal.team_ids)
+                         principal_id=principal.user_id, role=str(principal.role), team_ids=principal.team_ids,
+                         last_acked=last_event_id)
         user = await accounts_service.get_user(uow.session, principal.account_id, principal.user_id)
         state: dict[str, Any] = {
             "user": (await accounts_service.users_out(uow.session, [user]))[0].model_dump(mode="json"),
@@ -70,7 +75,7 @@ async def register(principal: Annotated[StaffPrincipal | CustomerPrincipal, Depe
         }
     else:
         info = QueueInfo(queue_id=new_queue_id(), account_id=principal.account_id, principal_kind="contact",
-                         principal_id=principal.contact_id)
+                         principal_id=principal.contact_id, last_acked=last_event_id)
         conversations = await conversations_service.list_for_contact(uow.session, principal.account_id,
                                                                      principal.contact_id)
         state = {"contact_id": principal.contact_id,
@@ -97,7 +102,8 @@ async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
         missed = await runtime.bus.replay(after_id)
         if missed is None:
             return False
-        missed = [e for e in missed if audience_includes(e.audience, info)]
+        # The log holds every account's events: replay applies the hub's rule, account included.
+        missed = [e for e in missed if includes(e, info)]
         client.last_sent = after_id
         if missed:
             await send(missed)
@@ -139,6 +145,7 @@ async def websocket_endpoint(websocket: WebSocket, queue_id: str = Query(max_len
     info = await runtime.queues.get(queue_id)
     await websocket.accept()
     if info is None or not await _still_allowed(runtime, info):
+        await runtime.queues.delete(queue_id)
         await websocket.send_text(RELOAD.decode())
         await websocket.close(code=4000)
         return
@@ -166,6 +173,9 @@ async def websocket_endpoint(websocket: WebSocket, queue_id: str = Query(max_len
         done, _ = await asyncio.wait({reader, streamer}, return_when=asyncio.FIRST_COMPLETED)
         if streamer in done and not streamer.cancelled() and streamer.exception() is None:
             if streamer.result() is False:
+                # The queue is bound to access that changed or to events that are gone: the
+                # client must register again, so the queue must not be resumable.
+                await runtime.queues.delete(queue_id)
                 await websocket.send_text(RELOAD.decode())
             await websocket.close(code=1012)  # server restart or reload: reconnect
     except (WebSocketDisconnect, RuntimeError):
@@ -182,6 +192,7 @@ async def sse_endpoint(request: Request, runtime: RuntimeDep, queue_id: str = Qu
                        last_event_id: int | None = Query(default=None, ge=0)) -> StreamingResponse:
     info = await runtime.queues.get(queue_id)
     if info is None or not await _still_allowed(runtime, info):
+        await runtime.queues.delete(queue_id)
         raise NotAuthenticated("queue is gone; register again")
     header = request.headers.get("last-event-id", "")
     after = int(header) if header.isdigit() else (last_event_id if last_event_id is not None else info.last_acked)
@@ -199,6 +210,7 @@ async def sse_endpoint(request: Request, runtime: RuntimeDep, queue_id: str = Qu
         async def run() -> None:
             ok = await _stream(runtime, info, after, send)
             if not ok:
+                await runtime.queues.delete(queue_id)
                 outbox.put_nowait(b"event: reload\ndata: {}\n\n")
             outbox.put_nowait(None)
 

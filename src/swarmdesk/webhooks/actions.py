@@ -8,6 +8,7 @@ from swarmdesk.accounts import service as accounts_service
 from swarmdesk.auth.principals import StaffPrincipal
 from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import UnitOfWork
+from swarmdesk.core.errors import ValidationFailed
 from swarmdesk.core.security import SecretBox, new_webhook_secret
 from swarmdesk.jobs import service as jobs_service
 from swarmdesk.webhooks import service
@@ -33,6 +34,9 @@ async def do_create_subscription(uow: UnitOfWork, principal: StaffPrincipal, box
 async def do_update_subscription(uow: UnitOfWork, principal: StaffPrincipal, sub: WebhookSubscription,
                                  payload: SubscriptionUpdate) -> WebhookSubscription:
     changes = payload.model_dump(exclude_unset=True, mode="json")
+    nulls = sorted(name for name, value in changes.items() if value is None)
+    if nulls:
+        raise ValidationFailed(f"{', '.join(nulls)} cannot be null; leave a field out to keep it")
     for name, value in changes.items():
         setattr(sub, name, value)
     if changes:

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 async def _subscribed(session: AsyncSession, event: BaseEvent, memo: dict[Any, Any]) -> bool:
     key = ("webhook_event_types", event.account_id)
     if key not in memo:
-        memo[key] = {t for sub in await service.active_subscriptions(session, event.account_id)
-                     for t in sub.event_types}
+        memo[key] = await service.subscribed_event_types(session, event.account_id)
     return event.type in memo[key]
 
 

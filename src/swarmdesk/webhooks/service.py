@@ -21,6 +21,13 @@ async def active_subscriptions(session: AsyncSession, account_id: int) -> list[W
         WebhookSubscription.account_id == account_id, WebhookSubscription.is_active.is_(True)))).all())
 
 
+async def subscribed_event_types(session: AsyncSession, account_id: int) -> set[str]:
+    """What the account's active subscriptions listen to (asked on every commit that publishes)."""
+    rows = await session.scalars(select(WebhookSubscription.event_types).where(
+        WebhookSubscription.account_id == account_id, WebhookSubscription.is_active.is_(True)))
+    return {t for types in rows for t in types}
+
+
 async def delivery_by_webhook_id(session: AsyncSession, webhook_id: str) -> WebhookDelivery | None:
     return await session.scalar(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id))
 

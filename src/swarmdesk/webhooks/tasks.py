@@ -26,24 +26,28 @@ async def deliver_webhook(runtime: Runtime, payload: dict[str, Any], ctx: JobCon
         account = await uow.session.get(Account, delivery.account_id)
     if sub is None or account is None:
         return  # subscription deleted since: nothing is owed any more
+    # Each attempt goes to the subscription's current URL: an admin who fixes a wrong URL expects
+    # the retries (and redeliveries) to follow. The log keeps the URL of the latest attempt.
+    url = sub.url
     try:
-        response = await post_signed(runtime.http, delivery.url, secret=runtime.secretbox.decrypt(sub.secret_encrypted),
+        response = await post_signed(runtime.http, url, secret=runtime.secretbox.decrypt(sub.secret_encrypted),
                                      webhook_id=delivery.webhook_id, body=orjson.dumps(delivery.payload),
                                      allowlist=outbound_allowlist(account))
     except (DeliveryRetry, DeliveryRefused) as exc:
         final = isinstance(exc, DeliveryRefused) or ctx.is_last_attempt
-        await _record(runtime, delivery.id, DeliveryStatus.failed if final else DeliveryStatus.retrying,
+        await _record(runtime, delivery.id, url, DeliveryStatus.failed if final else DeliveryStatus.retrying,
                       exc.status_code, str(exc))
         raise
-    await _record(runtime, delivery.id, DeliveryStatus.succeeded, response.status_code, None)
+    await _record(runtime, delivery.id, url, DeliveryStatus.succeeded, response.status_code, None)
 
 
-async def _record(runtime: Runtime, delivery_id: int, status: DeliveryStatus, status_code: int | None,
+async def _record(runtime: Runtime, delivery_id: int, url: str, status: DeliveryStatus, status_code: int | None,
                   error: str | None) -> None:
     async with runtime.uow() as uow:
         row = await uow.session.get(WebhookDelivery, delivery_id)
         if row is None:
             return
+        row.url = url
         row.attempts += 1
         row.status = status
         row.last_status_code = status_code

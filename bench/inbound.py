@@ -1,0 +1,234 @@
+"""Inbound throughput and inbound -> agent-socket latency through the API channel.
+
+Each message is signed (Standard Webhooks), stored, routed to its conversation (which belongs to
+a team) and delivered to the WebSocket of every agent of that team. Server CPU is read from
+/proc for the server processes only; the load generator and the socket clients run in their own
+processes.
+
+  python -m bench.inbound --backend sqlite --processes 1 --messages 5000 --concurrency 32
+  python -m bench.inbound --backend postgres --processes 2 --messages 5000 --concurrency 32
+  python -m bench.inbound --backend sqlite --rate 200 --sockets 1000 --teams 20 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import websockets
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.common import (
+    RawConnection,
+    cpu_seconds,
+    machine,
+    seed,
+    signed_request,
+    start_server,
+    stop_server,
+)
+from swarmdesk.config import Settings
+
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")
+
+
+def _socket_worker(urls: list[tuple[str, str, int]], ready: mp.Queue, results: mp.Queue, stop: mp.Event) -> None:
+    """Connects agent sockets and records, per delivered message.created, receive - send time."""
+
+    async def run() -> None:
+        latencies: list[float] = []
+        frames = 0
+
+        async def one(ws_url: str, queue_id: str, last_id: int) -> None:
+            nonlocal frames
+            async with websockets.connect(f"{ws_url}/api/v1/realtime/ws?queue_id={queue_id}&last_event_id={last_id}",
+                                          max_size=None, ping_interval=None) as ws:
+                ready.put(1)
+                while not stop.is_set():
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
+                    except TimeoutError:
+                        continue
+                    now = time.time()
+                    msg = orjson.loads(raw)
+                    for event in msg.get("events", ()):
+                        if event["type"] == "message.created":
+                            frames += 1
+                            content = event["message"]["content"]
+                            if content.startswith("t="):
+                                latencies.append(now - float(content[2:].split(" ", 1)[0]))
+
+        tasks = [asyncio.create_task(one(*u)) for u in urls]
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        results.put((frames, latencies))
+
+    asyncio.run(run())
+
+
+async def _database(backend: str) -> tuple[Settings, dict[str, str], str | None]:
+    data = Path(tempfile.mkdtemp(prefix="swarmdesk-bench-"))
+    env = {"SWARMDESK_DATA_DIR": str(data), "SWARMDESK_SECRET_KEY": "b" * 40, "SWARMDESK_LOG_LEVEL": "WARNING",
+           "SWARMDESK_ENV": "dev"}
+    dbname = None
+    url = ""
+    if backend == "postgres":
+        dbname = f"swarmdesk_bench_{uuid.uuid4().hex[:8]}"
+        engine = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+        await engine.dispose()
+        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + dbname
+        env["SWARMDESK_DATABASE_URL"] = url
+    return Settings(data_dir=data, database_url=url, secret_key="b" * 40), env, dbname
+
+
+async def _drop(dbname: str | None) -> None:
+    if dbname:
+        engine = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        await engine.dispose()
+
+
+async def main(args: argparse.Namespace) -> dict:
+    settings, env, dbname = await _database(args.backend)
+    if args.processes > 1 or args.redis:
+        env["SWARMDESK_REDIS_URL"] = REDIS
+        env["SWARMDESK_REDIS_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}"
+    fx = await seed(settings, agents=max(args.sockets, 1), teams=args.teams)
+    ports = [8790 + i for i in range(args.processes)]
+    procs = [start_server(env, p) for p in ports]
+    result: dict = {"backend": args.backend, "processes": args.processes, "sockets": args.sockets,
+                    "teams": args.teams}
+    try:
+        admin_headers = await _admin_headers(ports[0], fx)
+        # One conversation per contact, each owned by a team (round robin).
+        contacts = args.contacts
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}", timeout=30) as client:
+            for c in range(contacts):
+                raw = signed_request(fx.inbox_public_key, fx.inbox_secret,
+                                     {"message_id": f"setup-{c}", "contact": {"source_id": f"cust-{c}"},
+                                      "content": "hello"}, "x")
+                conn = RawConnection("127.0.0.1", ports[0])
+                assert await conn.request(raw) == 200
+                conn.close()
+            page = (await client.get("/api/v1/conversations", params={"limit": 200}, headers=admin_headers)).json()
+            convs = page["items"]
+            while page["next_cursor"]:
+                page = (await client.get("/api/v1/conversations", params={"limit": 200, "cursor": page["next_cursor"]},
+                                         headers=admin_headers)).json()
+                convs += page["items"]
+            for i, conv in enumerate(convs):
+                r = await client.patch(f"/api/v1/conversations/{conv['id']}", headers=admin_headers,
+                                       json={"team_id": fx.team_ids[i % len(fx.team_ids)]})
+                assert r.status_code == 200, r.text
+
+            # Register every agent's queue (spread over the server processes) and connect sockets.
+            urls = []
+            for a, (token, _team) in enumerate(fx.agent_tokens[:args.sockets]):
+                port = ports[a % len(ports)]
+                r = await client.post(f"http://127.0.0.1:{port}/api/v1/realtime/register",
+                                      headers={"authorization": f"Bearer {token}"})
+                body = r.json()
+                urls.append((f"ws://127.0.0.1:{port}", body["queue_id"], body["last_event_id"]))
+
+        ready, results, stop = mp.Queue(), mp.Queue(), mp.Event()
+        workers = []
+        if urls:
+            chunks = [urls[i::args.socket_procs] for i in range(args.socket_procs)]
+            workers = [mp.Process(target=_socket_worker, args=(chunk, ready, results, stop)) for chunk in chunks]
+            for w in workers:
+                w.start()
+            for _ in urls:
+                ready.get(timeout=120)
+
+        n = args.messages if not args.rate else int(args.rate * args.seconds)
+        reqs = []
+        for i in range(n):
+            reqs.append(i)
+        conns = [RawConnection("127.0.0.1", ports[i % len(ports)]) for i in range(args.concurrency)]
+        statuses: list[int] = []
+        cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+        t0 = time.perf_counter()
+        it = iter(range(n))
+
+        def request_for(i: int, host: str) -> bytes:
+            return signed_request(fx.inbox_public_key, fx.inbox_secret,
+                                  {"message_id": f"m-{i}", "contact": {"source_id": f"cust-{i % contacts}"},
+                                   "content": f"t={time.time():.6f} where is my parcel? order #{i}"}, host)
+
+        async def run(conn: RawConnection) -> None:
+            for i in it:
+                if args.rate:
+                    due = t0 + i / args.rate
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                statuses.append(await conn.request(request_for(i, "bench")))
+
+        await asyncio.gather(*(run(c) for c in conns))
+        elapsed = time.perf_counter() - t0
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+        frames, latencies = 0, []
+        if workers:
+            await asyncio.sleep(1.0)  # let the last deliveries land
+            stop.set()
+            for _ in workers:
+                f, lat = results.get(timeout=60)
+                frames += f
+                latencies += lat
+            for w in workers:
+                w.join(10)
+        result.update({
+            "messages": n, "ok": sum(s == 200 for s in statuses), "seconds": round(elapsed, 2),
+            "msg_per_s": round(n / elapsed, 1), "server_cpu_ms_per_msg": round(cpu / n * 1000, 2),
+            "socket_deliveries": frames, "deliveries_per_s": round(frames / elapsed, 1),
+        })
+        if latencies:
+            latencies.sort()
+            result["latency_ms"] = {"p50": round(statistics.median(latencies) * 1000, 1),
+                                    "p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+                                    "max": round(latencies[-1] * 1000, 1)}
+        return result
+    finally:
+        for p in procs:
+            stop_server(p)
+        await _drop(dbname)
+
+
+async def _admin_headers(port: int, fx) -> dict[str, str]:  # noqa: ANN001
+    # The first agent token is enough to read; assignment needs write scope, which agents have.
+    return {"authorization": f"Bearer {fx.agent_tokens[0][0]}"}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--redis", action="store_true", help="use Redis even with one process")
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--contacts", type=int, default=200)
+    parser.add_argument("--sockets", type=int, default=0)
+    parser.add_argument("--socket-procs", type=int, default=2)
+    parser.add_argument("--teams", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=0.0, help="messages per second (0: as fast as possible)")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    print(machine())
+    print(orjson.dumps(asyncio.run(main(args)), option=orjson.OPT_INDENT_2).decode())
