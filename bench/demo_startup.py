@@ -135,8 +135,8 @@ conversations. Default settings (embedded SQLite, no Redis), {runs} runs, warm b
 
 - Machine: {machine()}
 - Date: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
-- Load average (1, 5, 15 min) before and after the runs: {load_before} / {load_after}
-  (on a shared machine, wall time stretches with the load; the CPU column does not)
+- Load average (1, 5, 15 min) before and after the runs: {load_before} / {load_after}; niceness
+  {os.nice(0)} (on a shared machine, wall time stretches with the load; the CPU column does not)
 - Target: serving in <= {TARGET_SECONDS:.0f} s including seeding, under {TARGET_MB:.0f} MB RSS
 
 | run | ready (s) | CPU until ready (s) | peak RSS at ready (MB) | peak RSS after use (MB) | exit code after SIGTERM |

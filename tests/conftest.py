@@ -128,7 +128,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                                   lifespan="off", ws="websockets"))
+                                                   lifespan="off", ws="websockets-sansio"))
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:

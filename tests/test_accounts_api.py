@@ -59,7 +59,7 @@ async def scalar(h: Harness, stmt):  # noqa: ANN001, ANN201
         return await uow.session.scalar(stmt)
 
 
-async def inbound(h: Harness, ctx: AccountCtx, inbox, source_id: str) -> int:  # noqa: ANN001
+async def inbound(h: Harness, inbox, source_id: str) -> int:  # noqa: ANN001
     r = await h.deliver(inbox, inbound_payload(source_id=source_id))
     assert r.status_code == 200, r.text
     return r.json()["conversation_id"]
@@ -195,7 +195,7 @@ async def test_session_cookie_and_role_gate(h: Harness, browser: httpx.AsyncClie
 async def test_token_scopes_are_enforced(h: Harness) -> None:
     ctx = await h.make_account()
     inbox = await h.make_api_inbox(ctx)
-    cid = await inbound(h, ctx, inbox, "cust-1")
+    cid = await inbound(h, inbox, "cust-1")
     reader = await h.make_user(ctx, "reader", scopes=["conversations:read"])
     assert (await h.client.get(f"/api/v1/conversations/{cid}", headers=reader.headers)).status_code == 200
 
@@ -374,11 +374,11 @@ async def test_visibility_by_role(h: Harness) -> None:
     supervisor = await h.make_user(ctx, "supervisor", role=Role.supervisor)
     expert = await h.make_user(ctx, "expert", role=Role.expert)
     inbox = await h.make_api_inbox(ctx)
-    c_none = await inbound(h, ctx, inbox, "a")
-    c_t1 = await inbound(h, ctx, inbox, "b")
-    c_t2 = await inbound(h, ctx, inbox, "c")
-    c_t2_mine = await inbound(h, ctx, inbox, "d")
-    c_t2_expert = await inbound(h, ctx, inbox, "e")
+    c_none = await inbound(h, inbox, "a")
+    c_t1 = await inbound(h, inbox, "b")
+    c_t2 = await inbound(h, inbox, "c")
+    c_t2_mine = await inbound(h, inbox, "d")
+    c_t2_expert = await inbound(h, inbox, "e")
     for cid, body in ((c_t1, {"team_id": t1}), (c_t2, {"team_id": t2}),
                       (c_t2_mine, {"team_id": t2, "assignee_id": agent.user_id}), (c_t2_expert, {"team_id": t2})):
         r = await h.client.patch(f"/api/v1/conversations/{cid}", headers=ctx.admin.headers, json=body)
@@ -423,7 +423,7 @@ async def test_expert_adds_notes_but_not_replies(h: Harness) -> None:
     ctx = await h.make_account()
     expert = await h.make_user(ctx, "expert", role=Role.expert)
     inbox = await h.make_api_inbox(ctx)
-    cid = await inbound(h, ctx, inbox, "cust-1")
+    cid = await inbound(h, inbox, "cust-1")
     async with h.runtime.uow() as uow:
         uow.session.add(ConversationParticipant(conversation_id=cid, user_id=expert.user_id,
                                                 account_id=ctx.account_id, created_at=clock.now()))
@@ -481,7 +481,7 @@ async def test_teams_and_membership(h: Harness) -> None:
     assert (await h.client.get(f"/api/v1/teams/{team['id']}", headers=other.admin.headers)).status_code == 404
 
     inbox = await h.make_api_inbox(ctx)
-    cid = await inbound(h, ctx, inbox, "cust-1")
+    cid = await inbound(h, inbox, "cust-1")
     await h.client.patch(f"/api/v1/conversations/{cid}", headers=admin, json={"team_id": team["id"]})
     r = await h.client.delete(f"/api/v1/teams/{team['id']}/members/{agent.user_id}", headers=admin)
     assert r.json()["member_ids"] == []

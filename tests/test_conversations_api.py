@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from swarmdesk.core.clock import clock
 from swarmdesk.core.pagination import encode_cursor
-from tests.support import AccountCtx, ApiInbox, Harness, Staff, inbound_payload
+from tests.support import ApiInbox, Harness, Staff, inbound_payload
 
 BASE = "/api/v1/conversations"
 
@@ -297,26 +297,26 @@ async def test_response_clocks_and_message_count(h: Harness) -> None:
     assert (c["waiting_since"], c["last_customer_message_at"], c["first_response_at"], c["last_agent_message_at"],
             c["last_activity_at"], c["message_count"]) == (iso(t0), iso(t0), None, None, iso(t0), 1)
 
-    clock.advance(timedelta(minutes=1))
+    clock.advance(timedelta(seconds=30))
     await reply(h, ctx.admin, cid, "Internal: checking the warehouse", private=True)
     c = await get(h, ctx.admin, cid)
     assert (c["waiting_since"], c["first_response_at"], c["last_agent_message_at"], c["last_activity_at"],
-            c["message_count"]) == (iso(t0), None, None, iso(t0 + timedelta(minutes=1)), 2)
+            c["message_count"]) == (iso(t0), None, None, iso(t0 + timedelta(seconds=30)), 2)
 
-    clock.advance(timedelta(minutes=1))
+    clock.advance(timedelta(seconds=30))
     t2 = clock.now()
     await reply(h, ctx.admin, cid, "It ships today")
     c = await get(h, ctx.admin, cid)
     assert (c["waiting_since"], c["first_response_at"], c["last_agent_message_at"], c["message_count"]) == (
         None, iso(t2), iso(t2), 3)
 
-    clock.advance(timedelta(minutes=1))
+    clock.advance(timedelta(seconds=30))
     t3 = clock.now()
     await reply(h, ctx.admin, cid, "Tracking number follows")
     c = await get(h, ctx.admin, cid)
     assert (c["first_response_at"], c["last_agent_message_at"]) == (iso(t2), iso(t3))
 
-    clock.advance(timedelta(minutes=1))
+    clock.advance(timedelta(seconds=30))
     t4 = clock.now()
     await inbound(h, inbox, content="Thanks!")
     c = await get(h, ctx.admin, cid)

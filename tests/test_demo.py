@@ -280,7 +280,7 @@ def test_demo_command_seeds_serves_and_stops_cleanly(tmp_path: Path) -> None:
                 pass
             time.sleep(0.1)
         text = log.read_text()
-        assert f"http://127.0.0.1:{port}" in text
+        assert f"Swarmdesk demo at http://127.0.0.1:{port}  (API docs: http://127.0.0.1:{port}/docs)" in text
         printed = re.findall(r"^\s+(admin|supervisor|agent|expert)\s+(\S+@\S+)\s+password: (\S+)$", text, re.M)
         assert [(role, email) for role, email, _ in printed] == demo_logins()
         assert {password for *_, password in printed} == {DEMO_PASSWORD}

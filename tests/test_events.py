@@ -159,7 +159,8 @@ async def test_agent_reply_events(h: Harness) -> None:
         r.json()["id"], "We are on it", "outgoing", False, "pending")
     assert (m.sender.type, m.sender.id, m.sender.name) == ("user", agent.user_id, "Agent")
     c = msg_ev.conversation
-    assert (c.first_response_at, c.last_agent_message_at, c.waiting_since, c.message_count) == (clock.now(), clock.now(), None, 2)
+    assert (c.first_response_at, c.last_agent_message_at, c.waiting_since, c.message_count) == (
+        clock.now(), clock.now(), None, 2)
 
     assert cust_ev.audience == Audience(contact_ids=(first["contact_id"],))
     cm = cust_ev.message

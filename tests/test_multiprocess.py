@@ -2,13 +2,14 @@
 
 The done-criterion: a message posted to process A reaches an agent socket connected to process B.
 Around it: a queue registered on A resumes on B with exactly the events it missed (the ack it sent
-to A is what B reads), an agent reply posted through B is delivered to the API inbox's callback
-once although both processes run job workers, and both processes stop cleanly on SIGTERM.
+to A is what B reads); agent replies posted through B are delivered to the API inbox's callback
+once each although both processes run job workers; a socket stays live when Redis loses its data;
+both processes stop on SIGTERM, closing sockets with 1012 and exiting with code 0.
 
-It runs on PostgreSQL (a fresh database, dropped afterwards) and on one shared SQLite file, each
-with its own Redis key prefix so that concurrent runs on the same Redis do not see each other.
-Nothing here sleeps to let something happen: every wait is for a frame, a response or an exit,
-bounded by a timeout.
+The scenario runs on PostgreSQL (a fresh database, dropped afterwards; whatever SWARMDESK_TEST_DB
+says) and on one SQLite file shared by both processes, each run with its own Redis key prefix so
+that concurrent runs on the same Redis do not see each other. Apart from polling /readyz while a
+process starts, nothing sleeps: every wait is for a frame, a response or an exit, with a timeout.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from swarmdesk.accounts.models import Role
-from swarmdesk.config import Settings
 from swarmdesk.channels.models import Inbox
+from swarmdesk.config import Settings
 from swarmdesk.conversations.actions import DELIVER_JOB
 from swarmdesk.conversations.models import DeliveryStatus, Message
 from swarmdesk.core.clock import clock, utcnow
@@ -22,7 +22,7 @@ from swarmdesk.core.security import SecretBox
 from swarmdesk.events.base import Audience, BaseEvent
 from swarmdesk.jobs import service as jobs_service
 from swarmdesk.jobs.models import Job, JobStatus
-from tests.support import AccountCtx, ApiInbox, Harness, Receiver, Received, Staff, inbound_payload
+from tests.support import AccountCtx, ApiInbox, Harness, Received, Receiver, Staff, inbound_payload
 
 LATER = timedelta(hours=2)  # past any backoff step of these settings
 STAFF = Audience(roles=("admin", "supervisor"), all_agents=True)
@@ -81,7 +81,8 @@ def _updates(events: list[BaseEvent]) -> list[tuple[int, str, str | None]]:
     for e in events:
         assert e.type == "message.updated", e.type
         assert e.audience == STAFF  # staff only: never the customer's widget
-        out.append((e.message.id, str(e.message.delivery_status), e.message.delivery_error))  # type: ignore[attr-defined]
+        message = e.message  # type: ignore[attr-defined]
+        out.append((message.id, str(message.delivery_status), message.delivery_error))
     return out
 
 
@@ -171,10 +172,12 @@ async def test_transient_failures_are_retried_with_the_same_webhook_id(h: Harnes
             clock.advance(LATER)
             before = utcnow()
             await h.run_jobs()
+            after = utcnow()
             assert len(receiver.requests) == 2
             (job,) = await scene.jobs()
             assert (job["status"], job["attempts"]) == ("queued", 2)
-            assert datetime.fromisoformat(job["run_at"]) >= before + timedelta(seconds=30)
+            run_at = datetime.fromisoformat(job["run_at"])
+            assert before + timedelta(seconds=30) <= run_at <= after + timedelta(seconds=30)
             assert "receiver answered 429" in job["last_error"]
             assert (await scene.message(sent["id"]))["delivery_status"] == "pending"
             assert events == []  # no news for agents while it is still pending
@@ -202,7 +205,8 @@ async def test_permanent_failure_marks_the_message_failed(h: Harness, case: str)
         error = {
             "gone": "receiver answered 410 Gone",
             "no_callback": "this API inbox has no callback_url to deliver replies to",
-            "not_allowlisted": "127.0.0.1 resolves to a non-public address (127.0.0.1); an admin can allowlist the host",
+            "not_allowlisted":
+                "127.0.0.1 resolves to a non-public address (127.0.0.1); an admin can allowlist the host",
         }[case]
         assert len(receiver.requests) == (1 if case == "gone" else 0)
         message = await scene.message(sent["id"])

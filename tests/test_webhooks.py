@@ -22,7 +22,7 @@ from swarmdesk.core.clock import clock, utcnow
 from swarmdesk.jobs.models import Job
 from swarmdesk.webhooks.http import OutboundBlockedError, _GuardedBackend, is_public_address, retry_after_seconds
 from swarmdesk.webhooks.models import WebhookSubscription
-from tests.support import AccountCtx, Harness, Receiver, inbound_payload
+from tests.support import AccountCtx, Harness, Received, Receiver, inbound_payload
 
 LATER = timedelta(hours=2)  # past any backoff step of these settings
 
@@ -33,6 +33,35 @@ def settings(settings: Settings) -> Settings:
     # test moves the clock; a cap above 120 s, so a receiver's Retry-After is honoured as sent.
     # A one-second budget for a whole delivery, so the slow-receiver tests are quick.
     return settings.model_copy(update={"job_backoff_base": 1.0, "job_backoff_max": 3600.0, "webhook_timeout": 1.0})
+
+
+# A network sandbox below our code: while a test here runs, a connection to anything but loopback
+# is recorded and refused, so even a broken guard sends no packet off this machine.
+_outside_connects: list[Any] = []
+_guarding = False
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _guarding and event == "socket.connect":
+        address = args[1]
+        if isinstance(address, tuple) and not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
+            _outside_connects.append(address)
+            raise PermissionError(f"test tried to connect to {address}")
+
+
+sys.addaudithook(_audit)  # process-wide and permanent, so it is switched on per test
+
+
+@pytest.fixture(autouse=True)
+def no_outside_traffic() -> Any:
+    global _guarding
+    _outside_connects.clear()
+    _guarding = True
+    try:
+        yield _outside_connects
+    finally:
+        _guarding = False
+    assert _outside_connects == []
 
 
 def _blocked(host: str, addresses: str) -> str:
@@ -69,7 +98,7 @@ async def _inbound(h: Harness, ctx: AccountCtx, content: str = "Hello, my order 
     return r.json()
 
 
-def _verify(secret: str, request: Any) -> dict[str, Any]:
+def _verify(secret: str, request: Received) -> dict[str, Any]:
     """The receiver's side: the Standard Webhooks SDK must accept the request as sent."""
     return Webhook(secret).verify(request.body, request.headers)
 
@@ -410,42 +439,13 @@ async def test_gone_is_permanent(h: Harness) -> None:
 
 # --- SSRF guard ------------------------------------------------------------------------------------
 
-_outside_connects: list[Any] = []
-_guarding = False
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    # A network sandbox below our code: while these tests run, a connection to anything but
-    # loopback is recorded and fails, so even a broken guard sends no packet off this machine.
-    if _guarding and event == "socket.connect":
-        address = args[1]
-        if isinstance(address, tuple) and not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
-            _outside_connects.append(address)
-            raise PermissionError(f"test tried to connect to {address}")
-
-
-sys.addaudithook(_audit)
-
-
-@pytest.fixture
-def no_outside_traffic() -> Any:
-    global _guarding
-    _outside_connects.clear()
-    _guarding = True
-    try:
-        yield _outside_connects
-    finally:
-        _guarding = False
-    assert _outside_connects == []
-
-
 def _addresses(host: str) -> str:
     """What the resolver gives for a loopback name on this machine (localhost may include ::1)."""
     infos = socket.getaddrinfo(host, 80, type=socket.SOCK_STREAM)
     return ", ".join(str(ipaddress.ip_address(i[4][0])) for i in infos)
 
 
-async def test_non_public_destinations_are_refused_before_connecting(h: Harness, no_outside_traffic: Any) -> None:
+async def test_non_public_destinations_are_refused_before_connecting(h: Harness) -> None:
     ctx = await h.make_account()
     async with Receiver().running() as receiver:
         port = receiver.port
@@ -458,7 +458,7 @@ async def test_non_public_destinations_are_refused_before_connecting(h: Harness,
             "http://192.168.1.20:8080/hook": _blocked("192.168.1.20", "192.168.1.20"),
             "http://169.254.169.254/latest/meta-data/": _blocked("169.254.169.254", "169.254.169.254"),
             "http://[fd00::1]/hook": _blocked("fd00::1", "fd00::1"),
-            "http://0.0.0.0:{port}/hook".format(port=port): _blocked("0.0.0.0", "0.0.0.0"),
+            f"http://0.0.0.0:{port}/hook": _blocked("0.0.0.0", "0.0.0.0"),
         }
         subs = {url: await _subscribe(h, ctx, url, ["message.created"]) for url in cases}
         await _inbound(h, ctx)
@@ -632,7 +632,7 @@ def test_is_public_address(address: str, public: bool) -> None:
     assert is_public_address(ipaddress.ip_address(address)) is public
 
 
-async def test_the_connect_time_check_stands_on_its_own(no_outside_traffic: Any) -> None:
+async def test_the_connect_time_check_stands_on_its_own() -> None:
     """The second line against DNS rebinding: the connection itself re-checks what it dials."""
     backend = _GuardedBackend()
     async with Receiver().running() as receiver:
@@ -656,8 +656,10 @@ class SlowReceiver:
         self.finish_headers = finish_headers
         self.requests = 0
         self.url = ""
+        self._writers: list[asyncio.StreamWriter] = []
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
@@ -684,6 +686,8 @@ class SlowReceiver:
             yield self
         finally:
             server.close()
+            for writer in self._writers:
+                writer.close()  # ends the drip loops
 
 
 async def test_a_receiver_that_never_finishes_answering_cannot_hold_a_worker(h: Harness) -> None:

@@ -164,10 +164,10 @@ def demo(data_dir: Annotated[Path, typer.Option(help="where the demo's database 
     migrate.upgrade(settings.effective_database_url)
     logins = asyncio.run(seed_demo(settings, console))
     console.print(f"\n[bold green]Swarmdesk demo[/bold green] at [link]http://{host}:{port}[/link]  "
-                  f"(API docs: http://{host}:{port}/docs)")
+                  f"(API docs: http://{host}:{port}/docs)", soft_wrap=True)
     width = max((len(email) for _, email in logins), default=0)
     for role, email in logins:
-        console.print(f"  {role:<10} {email:<{width}}  password: {DEMO_PASSWORD}")
+        console.print(f"  {role:<10} {email:<{width}}  password: {DEMO_PASSWORD}", soft_wrap=True)
     if serve_after:
         _serve(settings, host, port)
 

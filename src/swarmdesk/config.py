@@ -36,7 +36,6 @@ class Settings(BaseSettings):
     worker_batch_size: int = 100
     worker_poll_interval: float = 0.5
     job_lease_seconds: int = 120
-    job_max_attempts: int = 8
     job_backoff_base: float = 2.0
     job_backoff_max: float = 3600.0
 

@@ -1,8 +1,8 @@
 """The demo's vocabulary: the company, its people and customers, and support dialogue templates.
 
-Templates use ``str.format_map`` placeholders that ``story.fill`` provides for every message:
+Templates use ``str.format_map`` placeholders that ``story`` fills in for each conversation:
 {first} (the customer's first name), {agent}, {order}, {amount}, {product}, {carrier}, {tracking},
-{date}, {device}, {app_version}, {error}, {last4}, {company}, {qty}, {city}, {code}, {days}.
+{date}, {device}, {app_version}, {error}, {last4}, {company}, {qty}, {city}, {code}, {days}, {team}.
 """
 
 from __future__ import annotations

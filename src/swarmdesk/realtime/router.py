@@ -195,7 +195,10 @@ async def sse_endpoint(request: Request, runtime: RuntimeDep, queue_id: str = Qu
         await runtime.queues.delete(queue_id)
         raise NotAuthenticated("queue is gone; register again")
     header = request.headers.get("last-event-id", "")
-    after = int(header) if header.isdigit() else (last_event_id if last_event_id is not None else info.last_acked)
+    if header.isascii() and header.isdigit():  # not "²": isdigit() says yes, int() says no
+        after = int(header)
+    else:
+        after = last_event_id if last_event_id is not None else info.last_acked
     outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def send(events: list[RoutedEvent]) -> None:

@@ -146,9 +146,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 # "succeed" without the receiver ever getting the payload, so those answers are returned as they are.
 _BODY_KEEPING_REDIRECTS = (307, 308)
 MAX_REDIRECTS = 3
-
-
-MAX_ANSWER_BYTES = 64 * 1024
+MAX_ANSWER_BYTES = 64 * 1024  # read to reuse the connection; beyond this it is closed instead
 
 
 class OutboundHttp:
