@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,7 +28,7 @@ class BaseEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str
-    uid: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    uid: str = Field(default_factory=lambda: os.urandom(16).hex())  # uuid4() costs 4x more
     account_id: int
     audience: Audience
     occurred_at: datetime = Field(default_factory=utcnow)
