@@ -193,7 +193,8 @@ async def test_resolve_then_customer_reply_reopens(h: Harness) -> None:
     assert again["conversation_id"] == cid
     body = await get(h, ctx.admin, cid)
     assert (body["status"], body["resolved_at"], body["reopen_count"], body["message_count"]) == ("open", None, 1, 2)
-    assert body["waiting_since"] == iso(t0)  # nobody answered yet: still waiting since the first message
+    # Resolving ended the wait; the customer's new message starts a new one.
+    assert body["waiting_since"] == iso(t0 + timedelta(minutes=2))
 
     await patch(h, ctx.admin, cid, {"status": "resolved"})
     await inbound(h, inbox, message_id="m-3")
@@ -611,3 +612,28 @@ async def test_inbound_attachment_via_api_channel(h: Harness) -> None:
     assert (att["filename"], att["content_type"], att["size"]) == ("receipt.png", "image/png", len(PNG))
     r = await h.client.get(att["url"], headers=ctx.admin.headers)
     assert (r.status_code, r.content) == (200, PNG)
+
+
+async def test_closed_is_final_for_agents_too_and_solved_cases_stop_waiting(h: Harness) -> None:
+    ctx = await h.make_account()
+    inbox = await h.make_api_inbox(ctx)
+    t0 = start_clock()
+    cid = (await inbound(h, inbox, message_id="c-1"))["conversation_id"]
+    clock.advance(timedelta(minutes=5))
+    body = await patch(h, ctx.admin, cid, {"status": "closed"})
+    # Closing straight from open is a solution too: resolved_at is set, nobody is waiting any more.
+    assert (body["status"], body["resolved_at"], body["waiting_since"]) == (
+        "closed", iso(t0 + timedelta(minutes=5)), None)
+    r = await h.client.patch(f"/api/v1/conversations/{cid}", headers=ctx.admin.headers, json={"status": "open"})
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert (await get(h, ctx.admin, cid))["status"] == "closed"
+
+
+async def test_nul_in_a_channel_payload_is_refused_on_every_backend(h: Harness) -> None:
+    ctx = await h.make_account()
+    inbox = await h.make_api_inbox(ctx)
+    r = await h.deliver(inbox, {"message_id": "n-1", "contact": {"source_id": "c"}, "content": "bad \u0000 text"})
+    assert r.status_code == 422, r.text
+    r = await h.client.get("/api/v1/conversations", headers=ctx.admin.headers)
+    assert r.json()["items"] == []

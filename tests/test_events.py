@@ -128,9 +128,11 @@ async def test_inbound_message_reopens_resolved_conversation(h: Harness) -> None
     with h.capture_events() as events:
         again = await inbound(h, inbox, message_id="m-2", content="Still broken")
     assert again["conversation_id"] == first["conversation_id"]
-    # The reopen reaches staff. (No customer.conversation_updated is published for a reopen,
-    # unlike an agent's status change; if that is added, it belongs after the status event.)
-    assert types(events) == ["conversation.status_changed", "message.created", "customer.message_created"]
+    # The reopen reaches staff and the customer's own widget (which showed "resolved").
+    assert types(events) == ["conversation.status_changed", "customer.conversation_updated", "message.created",
+                             "customer.message_created"]
+    assert events[1].audience.contact_ids == (first["contact_id"],) and events[1].audience.user_ids == ()
+    assert (events[1].conversation.id, events[1].conversation.status) == (first["conversation_id"], "open")
     status_ev = events[0]
     assert (status_ev.previous_status, status_ev.status) == ("resolved", "open")
     assert status_ev.audience == staff()

@@ -7,6 +7,7 @@ inside a caller's unit of work (a channel's ingest action, for example).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, select
 
@@ -158,15 +159,19 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
         conv_out = service.conversation_out(conversation, contact, inbox.channel_kind)
         uow.publish(ConversationStatusChanged(account_id=inbox.account_id, audience=staff, conversation=conv_out,
                                               previous_status=str(previous_status), status="open"))
+        uow.publish(CustomerConversationUpdated(account_id=inbox.account_id,
+                                                audience=audience.conversation_customer(conversation),
+                                                conversation=service.customer_conversation_out(conversation)))
     _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, contact.name)
     return Received(message=message, conversation=conversation, conversation_created=created)
 
 
-def _set_status(conversation: Conversation, status: ConversationStatus, now) -> None:  # noqa: ANN001
+def _set_status(conversation: Conversation, status: ConversationStatus, now: datetime) -> None:
     previous = conversation.status
     conversation.status = status
-    if status == ConversationStatus.resolved:
-        conversation.resolved_at = now
+    if status in (ConversationStatus.resolved, ConversationStatus.closed):
+        conversation.resolved_at = conversation.resolved_at or now
+        conversation.waiting_since = None  # nobody is waiting on a solved case
     if status != ConversationStatus.snoozed:
         conversation.snoozed_until = None
     if previous in (ConversationStatus.resolved, ConversationStatus.closed) and status == ConversationStatus.open:
@@ -246,6 +251,8 @@ async def do_update_conversation(uow: UnitOfWork, principal: StaffPrincipal, con
         raise ValidationFailed("status cannot be null")
     if "status" in fields and update.status != conversation.status:
         assert update.status is not None
+        if conversation.status == ConversationStatus.closed:
+            raise Conflict("a closed conversation is final; start a new one")
         if update.status == ConversationStatus.snoozed and "snoozed_until" not in fields:
             raise ValidationFailed("snoozing needs snoozed_until")
         _set_status(conversation, update.status, now)

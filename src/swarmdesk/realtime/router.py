@@ -162,7 +162,7 @@ async def websocket_endpoint(websocket: WebSocket, queue_id: str = Query(max_len
             except orjson.JSONDecodeError:
                 await websocket.send_text('{"op":"error","detail":"frames must be JSON"}')
                 continue
-            if isinstance(msg, dict) and msg.get("op") == "ack" and isinstance(msg.get("last_event_id"), int):
+            if isinstance(msg, dict) and msg.get("op") == "ack" and type(msg.get("last_event_id")) is int:
                 await runtime.queues.ack(queue_id, msg["last_event_id"])
             elif isinstance(msg, dict) and msg.get("op") == "ping":
                 await websocket.send_text('{"op":"pong"}')

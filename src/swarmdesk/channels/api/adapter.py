@@ -7,7 +7,7 @@ import base64
 from datetime import datetime
 
 import orjson
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, Field, ValidationError
 
 from swarmdesk.channels.base import (
     Capabilities,
@@ -22,8 +22,9 @@ from swarmdesk.channels.base import (
 from swarmdesk.channels.registry import channels
 from swarmdesk.contacts.identity import Email, IdentityClaim, Phone, handle_scope
 from swarmdesk.contacts.models import IdentityKind
-from swarmdesk.core.errors import InvalidSignature, ValidationFailed
+from swarmdesk.core.errors import BadRequest, InvalidSignature, ValidationFailed
 from swarmdesk.core.clock import utcnow
+from swarmdesk.core.schemas import In
 from swarmdesk.core.security import new_webhook_secret, verify_webhook_signature
 from swarmdesk.core.storage import decode_base64
 from swarmdesk.jobs.registry import PermanentFailure
@@ -43,23 +44,20 @@ class ApiChannelConfig(ChannelConfig):
                                    "customer on other channels")
 
 
-class _Contact(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Contact(In):
     source_id: str = Field(min_length=1, max_length=200, description="your system's id for this customer")
     name: str = Field(default="", max_length=200)
     email: Email | None = Field(default=None, max_length=320)
     phone: Phone | None = Field(default=None, max_length=40)
 
 
-class _Attachment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Attachment(In):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(default="application/octet-stream", max_length=200)
     data_base64: str = Field(min_length=1)
 
 
-class ApiInboundPayload(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class ApiInboundPayload(In):
     message_id: str = Field(min_length=1, max_length=300, description="your id for this message: retries are safe")
     contact: _Contact
     content: str = Field(default="", max_length=50_000)
@@ -104,6 +102,8 @@ class ApiChannel(ChannelAdapter):
         try:
             payload = ApiInboundPayload.model_validate_json(request.body)
         except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise BadRequest("the body is not valid JSON") from exc
             raise ValidationFailed("the message payload is not valid",
                                    extra={"errors": exc.errors(include_url=False, include_context=False,
                                                                include_input=False)}) from exc
