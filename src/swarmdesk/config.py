@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024)
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> "Settings":
+    def _refuse_default_secret(self) -> Settings:
         if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
             raise ValueError("SWARMDESK_SECRET_KEY must be set to a random value of 32+ characters in production")
         return self

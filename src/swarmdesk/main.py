@@ -25,7 +25,8 @@ from swarmdesk.channels.router import public_router as intake_router
 from swarmdesk.channels.router import router as channels_router
 from swarmdesk.config import Settings, get_settings
 from swarmdesk.contacts.router import router as contacts_router
-from swarmdesk.conversations.router import customer_router, router as conversations_router
+from swarmdesk.conversations.router import customer_router
+from swarmdesk.conversations.router import router as conversations_router
 from swarmdesk.core.errors import DomainError
 from swarmdesk.jobs.router import router as jobs_router
 from swarmdesk.ops.router import router as ops_router

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from swarmdesk.accounts.models import Account, User
 from swarmdesk.channels.base import OutboundAttachment, OutboundMessage, Recipient
-from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.directory import outbound_allowlist
+from swarmdesk.channels.models import Inbox
 from swarmdesk.contacts.identity import handle_scope
 from swarmdesk.contacts.models import Contact, ContactIdentity
 from swarmdesk.conversations import actions as conversations_actions

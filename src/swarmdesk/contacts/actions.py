@@ -12,7 +12,13 @@ from swarmdesk.channels.models import Inbox
 from swarmdesk.contacts import service
 from swarmdesk.contacts.identity import IdentityClaim
 from swarmdesk.contacts.models import Contact, CustomerSession, IdentityKind, Organization
-from swarmdesk.contacts.schemas import ContactCreate, ContactOut, ContactUpdate, CustomerSessionCreate, OrganizationCreate
+from swarmdesk.contacts.schemas import (
+    ContactCreate,
+    ContactOut,
+    ContactUpdate,
+    CustomerSessionCreate,
+    OrganizationCreate,
+)
 from swarmdesk.conversations import audience
 from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import UnitOfWork

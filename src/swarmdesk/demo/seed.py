@@ -189,7 +189,7 @@ async def _insert_staff(conn: AsyncConnection, rng: random.Random, account_id: i
     at = opened + timedelta(hours=1)
     team_rows = [{"account_id": account_id, "name": name, "description": description, "created_at": at,
                   "updated_at": at} for name, description in texts.TEAMS]
-    team_ids = dict(zip((name for name, _ in texts.TEAMS), await _insert_returning(conn, _t(Team), team_rows)))
+    team_ids = dict(zip((name for name, _ in texts.TEAMS), await _insert_returning(conn, _t(Team), team_rows), strict=False))
     user_rows = []
     for key, name, role, _ in texts.STAFF:
         joined = opened + timedelta(days=rng.uniform(0, 300))
@@ -197,7 +197,7 @@ async def _insert_staff(conn: AsyncConnection, rng: random.Random, account_id: i
                           "password_hash": password_hash, "is_active": True,
                           "last_seen_at": now - timedelta(minutes=rng.uniform(5, 3000)),
                           "created_at": joined, "updated_at": joined})
-    user_ids = dict(zip((key for key, *_ in texts.STAFF), await _insert_returning(conn, _t(User), user_rows)))
+    user_ids = dict(zip((key for key, *_ in texts.STAFF), await _insert_returning(conn, _t(User), user_rows), strict=False))
     members = [{"team_id": team_ids[team], "user_id": user_ids[key]}
                for key, _, _, teams in texts.STAFF for team in teams]
     await conn.execute(insert(_t(TeamMember)), members)
@@ -230,7 +230,7 @@ async def _insert_contacts(conn: AsyncConnection, rng: random.Random, account_id
                  "updated_at": p.last_seen_at or p.created_at} for p in chunk]
         ids = await _insert_returning(conn, _t(Contact), rows)
         identities = []
-        for person, contact_id in zip(chunk, ids):
+        for person, contact_id in zip(chunk, ids, strict=False):
             # Verified: the shop and the apps confirmed these before they reached us.
             claims = [(IdentityKind.email, "", person.email)]
             if person.phone:
@@ -283,7 +283,7 @@ async def _insert_conversations(conn: AsyncConnection, account_id: int, plans: l
         activities: list[dict[str, Any]] = []
         tags: list[dict[str, Any]] = []
         participants: list[dict[str, Any]] = []
-        for plan, conversation_id in zip(chunk, ids):
+        for plan, conversation_id in zip(chunk, ids, strict=False):
             contact_id = contact_ids[plan.person]
             messages.extend(_message_rows(account_id, conversation_id, contact_id, plan))
             activities.extend(

@@ -118,8 +118,8 @@ def _phone(rng: random.Random, used: set[str]) -> str:
 
 
 def _local_part(rng: random.Random, first: str, last: str) -> str:
-    f, l = _ascii(first), _ascii(last)
-    return rng.choice((f"{f}.{l}", f"{f[0]}{l}", f"{f}{l}{rng.randint(1, 99)}", f"{l}.{f}", f"{f}_{l}"))
+    f, s = _ascii(first), _ascii(last)
+    return rng.choice((f"{f}.{s}", f"{f[0]}{s}", f"{f}{s}{rng.randint(1, 99)}", f"{s}.{f}", f"{f}_{s}"))
 
 
 def _ascii(name: str) -> str:
@@ -251,7 +251,7 @@ class ConversationPlanner:
         rng = self.rng
         chosen = rng.choices(range(len(self.people)), weights=[p.weight for p in self.people], k=count)
         starts = sorted(_start_time(rng, self.now, days) for _ in range(count))
-        plans = [self._conversation(seq, person, t0) for seq, (person, t0) in enumerate(zip(chosen, starts))]
+        plans = [self._conversation(seq, person, t0) for seq, (person, t0) in enumerate(zip(chosen, starts, strict=False))]
         plans.sort(key=lambda c: c.messages[0].at)  # ids then follow time, as they would in production
         for plan in plans:
             person = self.people[plan.person]
@@ -332,7 +332,7 @@ class ConversationPlanner:
         """Offsets from the first message, by who writes after whom."""
         rng = self.rng
         offsets, at, answered = [timedelta()], timedelta(), False
-        for prev, cur in zip(roles, roles[1:]):
+        for prev, cur in zip(roles, roles[1:], strict=False):
             if cur == CUSTOMER and prev == CUSTOMER:
                 gap = (_minutes(rng, 20 * 60, 0.6, 120, 3600) if state == "open_unanswered"
                        else timedelta(minutes=rng.uniform(1, 12)))

@@ -61,7 +61,7 @@ listeners = ListenerRegistry()
 class EventCommitHooks:
     """The unit of work's bridge to the outbox, the bus and the workers."""
 
-    def __init__(self, bus: "EventBus", registry: ListenerRegistry, wake_workers: Callable[[], Awaitable[None]]):
+    def __init__(self, bus: EventBus, registry: ListenerRegistry, wake_workers: Callable[[], Awaitable[None]]):
         self.bus = bus
         self.registry = registry
         self._wake_workers = wake_workers
@@ -80,7 +80,7 @@ class EventCommitHooks:
 
 
 @jobs.handler(DISPATCH_JOB)
-async def dispatch_events(runtime: "Runtime", payload: dict[str, Any], ctx: JobContext) -> None:
+async def dispatch_events(runtime: Runtime, payload: dict[str, Any], ctx: JobContext) -> None:
     # Listeners are idempotent by event uid, so running the whole batch again after a partial
     # failure is safe.
     for event in payload["events"]:

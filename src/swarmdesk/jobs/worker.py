@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, runtime: "Runtime", registry: JobRegistry, *, concurrency: int = 32) -> None:
+    def __init__(self, runtime: Runtime, registry: JobRegistry, *, concurrency: int = 32) -> None:
         self.runtime = runtime
         self.registry = registry
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

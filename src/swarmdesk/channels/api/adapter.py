@@ -22,8 +22,8 @@ from swarmdesk.channels.base import (
 from swarmdesk.channels.registry import channels
 from swarmdesk.contacts.identity import Email, IdentityClaim, Phone, handle_scope
 from swarmdesk.contacts.models import IdentityKind
-from swarmdesk.core.errors import BadRequest, InvalidSignature, ValidationFailed
 from swarmdesk.core.clock import utcnow
+from swarmdesk.core.errors import BadRequest, InvalidSignature, ValidationFailed
 from swarmdesk.core.schemas import In
 from swarmdesk.core.security import new_webhook_secret, verify_webhook_signature
 from swarmdesk.core.storage import decode_base64
