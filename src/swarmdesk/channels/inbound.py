@@ -123,6 +123,8 @@ class IntakeBatcher:
         self._max = max_batch
         self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[IngestResult]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def submit(self, delivery: Delivery) -> IngestResult:
         if self._task is None or self._task.done():
@@ -135,21 +137,29 @@ class IntakeBatcher:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            self._idle.clear()
             while len(batch) < self._max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                results = await do_ingest_batch(self._runtime, [d for d, _ in batch])
-            except IntegrityError:
+                await self._process(batch)
+            finally:
+                if self._queue.empty():
+                    self._idle.set()
+
+    async def _process(self, batch: list[tuple[Delivery, asyncio.Future[IngestResult]]]) -> None:
+        try:
+            results = await do_ingest_batch(self._runtime, [d for d, _ in batch])
+        except IntegrityError:
+            await self._one_by_one(batch)
+            return
+        except Exception as exc:  # the whole batch failed: each delivery gets the error
+            if len(batch) > 1:
                 await self._one_by_one(batch)
-                continue
-            except Exception as exc:  # the whole batch failed: each delivery gets the error
-                if len(batch) > 1:
-                    await self._one_by_one(batch)
-                    continue
-                _settle(batch[0][1], exc=exc)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                _settle(future, result=result)
+                return
+            _settle(batch[0][1], exc=exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
 
     async def _one_by_one(self, batch: list[tuple[Delivery, asyncio.Future[IngestResult]]]) -> None:
         for delivery, future in batch:
@@ -159,9 +169,11 @@ class IntakeBatcher:
                 _settle(future, exc=exc)
 
     async def stop(self) -> None:
-        """Finish what was accepted, then stop."""
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
+        """Finish what was accepted (queued or being stored), then stop."""
+        while self._task is not None and not self._task.done() and not (
+                self._queue.empty() and self._idle.is_set()):
+            await self._idle.wait()
+            await asyncio.sleep(0)  # let the writer pick up what was queued meanwhile
         if self._task is not None:
             self._task.cancel()
             try:

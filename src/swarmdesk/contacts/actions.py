@@ -51,6 +51,7 @@ async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[Ide
         for claim in verified:
             if (str(claim.kind), claim.scope, claim.value) not in known:
                 service.add_identity(session, contact, claim)
+                await session.flush()  # the next delivery in this batch must find it
         if name and not contact.name:
             contact.name = name[:200]
         return contact
@@ -62,6 +63,8 @@ async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[Ide
     await session.flush()
     for claim in verified:
         service.add_identity(session, contact, claim)
+    # Flushed now so a later delivery in the same group commit from this sender finds them.
+    await session.flush()
     _publish_created(uow, contact)
     return contact
 
