@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from swarmdesk.channels.base import ChannelAdapter, InboundMessage, InboundRequest
@@ -81,12 +81,13 @@ async def _existing(runtime: Runtime, d: Delivery) -> IngestResult | None:
         return IngestResult(message.id, message.conversation_id, conversation.contact_id, duplicate=True)
 
 
+_INSERT_RECEIPTS = insert(InboundReceipt.__table__)
+
+
 async def _store(uow: UnitOfWork, d: Delivery, store: AttachmentStore) -> IngestResult:
     contact = await contacts_actions.resolve_contact(uow, d.inbox.account_id, d.message.claims,
                                                      d.message.sender_name)
     received = await conversations_actions.receive_message(uow, d.inbox, contact, d.message, store=store)
-    uow.session.add(InboundReceipt(account_id=d.inbox.account_id, inbox_id=d.inbox.id, delivery_id=d.delivery_id,
-                                   body_sha256=d.body_sha, message_id=received.message.id, received_at=utcnow()))
     return IngestResult(received.message.id, received.conversation.id, contact.id, duplicate=False)
 
 
@@ -95,6 +96,11 @@ async def do_ingest_batch(runtime: Runtime, batch: list[Delivery]) -> list[Inges
     store = AttachmentStore(runtime.settings.attachments_dir)
     async with runtime.uow() as uow:
         results = [await _store(uow, d, store) for d in batch]
+        now = utcnow()
+        await uow.session.execute(_INSERT_RECEIPTS, [
+            {"account_id": d.inbox.account_id, "inbox_id": d.inbox.id, "delivery_id": d.delivery_id,
+             "body_sha256": d.body_sha, "message_id": r.message_id, "received_at": now}
+            for d, r in zip(batch, results, strict=True)])
         await uow.commit()
     return results
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.contacts.identity import IdentityClaim
@@ -34,17 +35,25 @@ async def find_by_claims(session: AsyncSession, account_id: int,
         select(ContactIdentity).where(ContactIdentity.account_id == account_id, or_(*conditions)))).all())
 
 
+@lru_cache(maxsize=8)
+def _by_claims_statement(n: int) -> Select:
+    """One statement per number of claims, built once (building it costs more than running it)."""
+    conditions = [and_(ContactIdentity.kind == bindparam(f"k{i}"), ContactIdentity.scope == bindparam(f"s{i}"),
+                       ContactIdentity.value == bindparam(f"v{i}")) for i in range(n)]
+    return (select(Contact, ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value)
+            .join(ContactIdentity, Contact.id == ContactIdentity.contact_id)
+            .where(ContactIdentity.account_id == bindparam("account_id"), or_(*conditions)))
+
+
 async def contacts_by_claims(session: AsyncSession, account_id: int,
                              claims: Sequence[IdentityClaim]) -> list[tuple[tuple[str, str, str], Contact]]:
     """``((kind, scope, value), contact)`` for each identity matching the claims, in one statement."""
     if not claims:
         return []
-    conditions = [and_(ContactIdentity.kind == c.kind, ContactIdentity.scope == c.scope,
-                       ContactIdentity.value == c.value) for c in claims]
-    rows = await session.execute(
-        select(Contact, ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value)
-        .join(ContactIdentity, Contact.id == ContactIdentity.contact_id)
-        .where(ContactIdentity.account_id == account_id, or_(*conditions)))
+    params: dict[str, object] = {"account_id": account_id}
+    for i, c in enumerate(claims):
+        params.update({f"k{i}": c.kind, f"s{i}": c.scope, f"v{i}": c.value})
+    rows = await session.execute(_by_claims_statement(len(claims)), params)
     return [((str(kind), scope, value), contact) for contact, kind, scope, value in rows]
 
 

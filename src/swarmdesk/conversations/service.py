@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.accounts.models import Role, User
@@ -73,13 +73,17 @@ async def find_by_external_key(session: AsyncSession, inbox_id: int, key: str) -
         select(Conversation).where(Conversation.inbox_id == inbox_id, Conversation.external_key == key))
 
 
+# Built once: constructing a statement costs more than running it on the intake hot path.
+_LATEST_FOR_CONTACT = (
+    select(Conversation)
+    .where(Conversation.contact_id == bindparam("contact_id"), Conversation.inbox_id == bindparam("inbox_id"),
+           Conversation.status != ConversationStatus.closed)
+    .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(1))
+
+
 async def find_latest_for_contact(session: AsyncSession, contact_id: int, inbox_id: int) -> Conversation | None:
     """The contact's most recent conversation in this inbox that a new message may continue."""
-    return await session.scalar(
-        select(Conversation)
-        .where(Conversation.contact_id == contact_id, Conversation.inbox_id == inbox_id,
-               Conversation.status != ConversationStatus.closed)
-        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(1))
+    return await session.scalar(_LATEST_FOR_CONTACT, {"contact_id": contact_id, "inbox_id": inbox_id})
 
 
 async def message_by_external_id(session: AsyncSession, inbox_id: int, external_id: str) -> Message | None:
