@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -111,7 +111,7 @@ class AccessLogAndHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex[:16]
+        request_id = os.urandom(8).hex()
         started = time.perf_counter()
         status = 0
 
@@ -219,7 +219,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogAndHeaders)
     _install_error_handlers(app)
-    for r in (ops_router, auth_router, accounts_router, contacts_router, conversations_router, customer_router,
-              channels_router, intake_router, webhooks_router, jobs_router, realtime_router):
+    # Channel intake first: it is the hottest route, and routes are matched in this order.
+    for r in (intake_router, ops_router, auth_router, accounts_router, contacts_router, conversations_router,
+              customer_router, channels_router, webhooks_router, jobs_router, realtime_router):
         app.include_router(r)
     return app
