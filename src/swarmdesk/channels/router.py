@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from swarmdesk.auth.dependencies import Admin, RuntimeDep, Staff, Uow
 from swarmdesk.channels import actions, inbound, service
@@ -71,8 +71,9 @@ async def channel_webhook(public_key: str, request: Request, runtime: RuntimeDep
     await active.adapter.verify(delivery)  # before anything is parsed or stored
     result = await runtime.intake.submit(inbound.prepare(active.inbox, active.adapter, delivery))
     # Serialized directly (the response model above documents it): this route runs per message.
-    return ORJSONResponse({"message_id": result.message_id, "conversation_id": result.conversation_id,
-                           "contact_id": result.contact_id, "duplicate": result.duplicate})
+    return Response(orjson.dumps({"message_id": result.message_id, "conversation_id": result.conversation_id,
+                                  "contact_id": result.contact_id, "duplicate": result.duplicate}),
+                    media_type="application/json")
 
 
 @public_router.post("/{public_key}/customer-sessions", response_model=CustomerSessionOut, status_code=201,
