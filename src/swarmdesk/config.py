@@ -45,7 +45,6 @@ class Settings(BaseSettings):
 
     # Webhooks / outbound HTTP
     webhook_timeout: float = 10.0
-    webhook_tolerance_seconds: int = 300
 
     # Sessions and passwords
     session_days: int = 14

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.accounts.models import ApiToken, BrowserSession, TeamMember, User
@@ -45,10 +43,6 @@ async def customer_session_for(session: AsyncSession, token: str) -> CustomerSes
     if cs is None or cs.expires_at <= utcnow():
         return None
     return cs
-
-
-async def touch_token(session: AsyncSession, token_id: int, when: datetime) -> None:
-    await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=when))
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
