@@ -111,7 +111,8 @@ def start_server(env: dict[str, str], port: int, *, worker: bool = True) -> subp
     args = [sys.executable, "-m", "swarmdesk.cli", "serve", "--port", str(port), "--no-migrate"]
     if not worker:
         args.append("--no-worker")
-    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    log = Path(env.get("SWARMDESK_DATA_DIR", "/tmp")) / f"server-{port}.log"
+    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
                             cwd=ROOT)
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -122,7 +123,7 @@ def start_server(env: dict[str, str], port: int, *, worker: bool = True) -> subp
             pass
         time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"server on port {port} did not become ready")
+    raise RuntimeError(f"server on port {port} did not become ready; see {log}")
 
 
 def stop_server(proc: subprocess.Popen) -> None:

@@ -149,3 +149,24 @@ async def live(app) -> AsyncIterator[LiveServer]:  # noqa: ANN001
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _never_500(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Any 5xx a test provokes through the API client is a bug, whatever that test asserts."""
+    if "client" not in request.fixturenames:  # a test without the application
+        yield
+        return
+    client: httpx.AsyncClient = request.getfixturevalue("client")
+    seen: list[str] = []
+
+    async def hook(response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            await response.aread()
+            seen.append(f"{response.request.method} {response.request.url.path}: {response.status_code} "
+                        f"{response.text[:300]}")
+
+    client.event_hooks["response"].append(hook)
+    yield
+    client.event_hooks["response"].remove(hook)
+    assert not seen, seen

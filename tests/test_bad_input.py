@@ -186,26 +186,6 @@ def each_body_route(app, d: Desk) -> Iterator[tuple[str, str, str, dict[str, str
         yield method, path, fill(path, ids), caller(d, method, path), bodies[(method, path)]
 
 
-@pytest.fixture(autouse=True)
-def _never_500(request: pytest.FixtureRequest) -> Iterator[None]:
-    if "client" not in request.fixturenames:  # a test without the application
-        yield
-        return
-    client: httpx.AsyncClient = request.getfixturevalue("client")
-    seen: list[str] = []
-
-    async def hook(response: httpx.Response) -> None:
-        if response.status_code >= 500:
-            await response.aread()
-            seen.append(f"{response.request.method} {response.request.url}: {response.status_code} "
-                        f"{response.text[:300]}")
-
-    client.event_hooks["response"].append(hook)
-    yield
-    client.event_hooks["response"].remove(hook)
-    assert not seen, seen
-
-
 # --- 1. malformed JSON ------------------------------------------------------------------------------
 
 MALFORMED = [b'{"name": ', b"{'name': 'single quotes'}", b'{"name": "x",}', b"\xff\xfe{}", b'{"a": tru}']

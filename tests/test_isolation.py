@@ -368,27 +368,6 @@ async def world(h: Harness) -> World:
     return await build_world(h)
 
 
-@pytest.fixture(autouse=True)
-def _never_500(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Any 5xx during a test of this module is a bug, whatever the test asserts."""
-    if "client" not in request.fixturenames:  # a test without the application
-        yield
-        return
-    client: httpx.AsyncClient = request.getfixturevalue("client")
-    seen: list[str] = []
-
-    async def hook(response: httpx.Response) -> None:
-        if response.status_code >= 500:
-            await response.aread()
-            seen.append(f"{response.request.method} {response.request.url.path}: {response.status_code} "
-                        f"{response.text[:300]}")
-
-    client.event_hooks["response"].append(hook)
-    yield
-    client.event_hooks["response"].remove(hook)
-    assert not seen, seen
-
-
 # --- tests ----------------------------------------------------------------------------------------
 
 def test_public_routes_are_exactly_the_listed_ones(tmp_path) -> None:  # noqa: ANN001

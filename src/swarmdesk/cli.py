@@ -16,9 +16,15 @@ from pydantic import ValidationError
 from rich.console import Console
 
 import swarmdesk.registrations  # noqa: F401
+from swarmdesk.accounts.actions import do_create_account_with_admin
 from swarmdesk.config import Settings
+from swarmdesk.contacts.identity import normalize_email
 from swarmdesk.core import migrate
+from swarmdesk.core.errors import DomainError
 from swarmdesk.core.logging import configure_logging
+from swarmdesk.demo.seed import DEMO_PASSWORD, seed_demo
+from swarmdesk.main import create_app
+from swarmdesk.runtime import create_runtime
 
 app = typer.Typer(help="Swarmdesk: one system of engagement for customer service.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -52,8 +58,6 @@ class GracefulServer(uvicorn.Server):
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
-    from swarmdesk.main import create_app
-
     configure_logging(settings.log_level, settings.log_json)
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=10, ws_max_size=1024 * 1024, lifespan="on", ws="websockets-sansio",
@@ -95,11 +99,6 @@ def create_admin(email: Annotated[str, typer.Option(help="the admin's email, als
                  name: Annotated[str, typer.Option(help="the admin's display name")] = "Admin",
                  data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
     """Create an account and its first admin."""
-    from swarmdesk.accounts.actions import do_create_account_with_admin
-    from swarmdesk.contacts.identity import normalize_email
-    from swarmdesk.core.errors import DomainError
-    from swarmdesk.runtime import create_runtime
-
     if len(password) < 10:
         console.print("[red]error:[/red] --password must be at least 10 characters")
         raise typer.Exit(2)
@@ -133,8 +132,6 @@ def create_admin(email: Annotated[str, typer.Option(help="the admin's email, als
 @app.command()
 def worker(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
     """Run background jobs (deliveries, webhooks, event reactions) in this process."""
-    from swarmdesk.runtime import create_runtime
-
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_level, settings.log_json)
 
@@ -158,8 +155,6 @@ def demo(data_dir: Annotated[Path, typer.Option(help="where the demo's database 
          host: Annotated[str, typer.Option()] = "127.0.0.1",
          serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="start the server after seeding")] = True) -> None:
     """Create a demo account with realistic data and serve it."""
-    from swarmdesk.demo.seed import DEMO_PASSWORD, seed_demo
-
     os.environ.setdefault("SWARMDESK_ENV", "dev")
     settings = _settings(data_dir=data_dir, base_url=f"http://{host}:{port}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)

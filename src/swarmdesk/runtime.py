@@ -51,6 +51,7 @@ class Runtime:
     intake: IntakeBatcher = field(init=False)
     hooks: EventCommitHooks = field(init=False)
     worker: Worker | None = None
+    draining: bool = False  # set on shutdown; /readyz reports it
     redis: aioredis.Redis | None = None
 
     def __post_init__(self) -> None:

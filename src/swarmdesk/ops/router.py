@@ -29,7 +29,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
-    if getattr(runtime, "draining", False):
+    if runtime.draining:
         checks["shutdown"] = "draining"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
