@@ -52,6 +52,6 @@ async def test_stop_finishes_accepted_deliveries(h: Harness) -> None:
     # the database mid-batch, which is where a cancelling stop would lose it).
     await h.runtime.intake.stop()
     assert all(t.done() and not t.cancelled() for t in accepted)
-    assert sorted(t.result().message_id for t in accepted) == list(range(1, 11))
+    assert sorted(t.result()[0].message_id for t in accepted) == list(range(1, 11))
     async with h.runtime.uow() as uow:
         assert await uow.session.scalar(select(func.count()).select_from(Message)) == 10

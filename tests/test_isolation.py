@@ -55,6 +55,7 @@ PUBLIC_ROUTES = {
     ("GET", "/docs/oauth2-redirect"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/inboxes/{public_key}/webhook"),  # authenticated by the channel's signature
+    ("GET", "/api/v1/inboxes/{public_key}/webhook"),  # a vendor's subscription check, verified by the adapter
     ("POST", "/api/v1/inboxes/{public_key}/customer-sessions"),  # anonymous visitors, if the inbox allows
     ("GET", "/api/v1/realtime/events"),  # the 128-bit queue id is the credential
     ("WEBSOCKET", "/api/v1/realtime/ws"),  # idem

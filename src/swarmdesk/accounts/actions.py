@@ -75,7 +75,8 @@ async def do_update_account(uow: UnitOfWork, principal: StaffPrincipal, account:
     if payload.name is not None:
         account.name = payload.name
     if payload.settings is not None:
-        account.settings = {**(account.settings or {}), **payload.settings.model_dump()}
+        given = payload.settings.model_dump(mode="json")
+        account.settings = {**(account.settings or {}), **{k: given[k] for k in payload.settings.model_fields_set}}
     service.audit(uow.session, account.id, principal.user_id, "account.updated", "account", account.id,
                   payload.model_dump(exclude_unset=True, mode="json"))
     await uow.commit()

@@ -34,10 +34,12 @@ async def get_account(principal: Staff, uow: Uow) -> AccountOut:
 
 
 @router.patch("/account", response_model=AccountOut)
-async def update_account(principal: Admin, uow: Uow, payload: AccountUpdate) -> AccountOut:
+async def update_account(principal: Admin, uow: Uow, runtime: RuntimeDep, payload: AccountUpdate) -> AccountOut:
     account = await service.get_account(uow.session, principal.account_id)
     assert account is not None
-    return AccountOut.model_validate(await actions.do_update_account(uow, principal, account, payload))
+    out = AccountOut.model_validate(await actions.do_update_account(uow, principal, account, payload))
+    runtime.channels.clear()  # policies cached with inboxes: this process at once, others within the TTL
+    return out
 
 
 @router.get("/users", response_model=list[UserOut])

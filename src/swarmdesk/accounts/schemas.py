@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
@@ -10,10 +11,18 @@ from swarmdesk.contacts.identity import Email
 from swarmdesk.core.schemas import In, Out
 
 
+class ConversationJoinSettings(In):
+    mode: Literal["join_open", "always_new", "within_hours"] = Field(
+        default="join_open", description="when a known customer writes on another channel: join their open "
+                                         "conversation, always start a new one, or join one active within `hours`")
+    hours: int = Field(default=24, ge=1, le=24 * 90)
+
+
 class AccountSettings(In):
     outbound_allowlist: list[str] = Field(
         default_factory=list, max_length=100,
         description="hosts outbound webhooks may reach even if they resolve to private addresses")
+    conversation_join: ConversationJoinSettings = Field(default_factory=ConversationJoinSettings)
 
     @field_validator("outbound_allowlist")
     @classmethod

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from swarmdesk.contacts.identity import IdentityClaim
+from swarmdesk.contacts.models import IdentityKind
+from swarmdesk.core.errors import NotFound
 from swarmdesk.webhooks.http import OutboundHttp
 
 
@@ -32,6 +34,11 @@ class InboundMessage:
     content_html: str | None = None
     subject: str | None = None
     conversation_key: str | None = None
+    # Ids of earlier messages this one answers, nearest first (an email's In-Reply-To, then its
+    # References): joins the conversation they belong to, if it is this sender's.
+    thread_refs: list[str] = field(default_factory=list)
+    # A conversation's unguessable reply token, when the channel addresses one (support+<token>@…).
+    reply_token: str | None = None
     attachments: list[InboundAttachment] = field(default_factory=list)
     sent_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -39,11 +46,43 @@ class InboundMessage:
 
 @dataclass(slots=True)
 class InboundRequest:
-    """A transport-neutral view of what arrived (an HTTP webhook today, other transports later)."""
+    """A transport-neutral view of what arrived (an HTTP webhook today, other transports later).
+
+    ``url`` is the address as the vendor called it (the public base URL, the path and the query),
+    which signature schemes such as Twilio's sign. Header names are lower-case.
+    """
 
     headers: dict[str, str]
     body: bytes
     query: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+    method: str = "POST"
+
+
+@dataclass(slots=True)
+class StatusUpdate:
+    """A vendor's report on a message we sent, matched by the id the vendor gave it."""
+
+    external_id: str
+    status: str  # one of DeliveryStatus: sent, delivered, read, failed
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class IngestResult:
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class WebhookReply:
+    """What the vendor gets back, when its convention is not our JSON (TwiML, a challenge echo)."""
+
+    body: bytes = b""
+    media_type: str = "text/plain"
+    status_code: int = 200
 
 
 @dataclass(slots=True)
@@ -84,6 +123,37 @@ class SendResult:
 class Capabilities:
     can_send: bool = True
     max_message_chars: int | None = None
+    # How long after the customer's last message on this channel a free-form reply is allowed
+    # (WhatsApp: 24 hours); None for no limit.
+    reply_window: timedelta | None = None
+    # Which of the contact's identities can address a reply on this channel (empty: the channel
+    # addresses the contact itself, as the API channel does). A ``handle`` must be scoped to the
+    # inbox; email and phone are account-wide.
+    recipient_kinds: tuple[IdentityKind, ...] = (IdentityKind.handle,)
+
+    def refusal(self, *, chars: int, last_incoming_at: datetime | None, now: datetime) -> Refusal | None:
+        """Why an agent's reply of ``chars`` characters cannot go out on this channel now, or None."""
+        if not self.can_send:
+            return Refusal("cannot_send", "this channel cannot send messages; reply on another channel")
+        if self.max_message_chars is not None and chars > self.max_message_chars:
+            return Refusal("too_long", f"the message has {chars} characters; this channel allows at most "
+                                       f"{self.max_message_chars}")
+        if self.reply_window is not None:
+            hours = f"{self.reply_window.total_seconds() / 3600:g}"
+            if last_incoming_at is None:
+                return Refusal("window", f"the customer has not written on this channel, which only allows replies "
+                                         f"within {hours} hours of the customer's last message")
+            if now - last_incoming_at > self.reply_window:
+                return Refusal("window", f"the customer's last message on this channel is more than {hours} hours "
+                                         "old, and the channel only allows replies within that window; reply on "
+                                         "another channel")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str  # cannot_send, too_long, window
+    detail: str
 
 
 class ChannelConfig(BaseModel):
@@ -125,7 +195,22 @@ class ChannelAdapter(ABC):
         raise NotImplementedError(f"{self.kind} does not accept webhooks")
 
     def parse(self, request: InboundRequest) -> list[InboundMessage]:
+        """The customer messages in a delivery: none (a status callback), one, or several."""
         raise NotImplementedError(f"{self.kind} does not accept webhooks")
+
+    def statuses(self, request: InboundRequest) -> list[StatusUpdate]:
+        """Reports on messages we sent that a delivery carries (delivered, read, failed)."""
+        return []
+
+    def handshake(self, request: InboundRequest) -> WebhookReply:
+        """Answer a GET on the webhook address (a vendor's subscription check, e.g. Meta's
+        ``hub.challenge``). Verify it as strictly as a delivery."""
+        raise NotFound(f"{self.kind} inboxes do not answer GET requests")
+
+    def acknowledge(self, request: InboundRequest, results: list[IngestResult]) -> WebhookReply | None:
+        """The answer once a delivery is stored; None for our JSON. Vendors that steer the
+        conversation with the answer (TwiML for an IVR) build it here."""
+        return None
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:

@@ -14,6 +14,7 @@ from swarmdesk.accounts.models import Account
 from swarmdesk.channels.base import AdapterContext, ChannelAdapter
 from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.registry import ChannelRegistry
+from swarmdesk.conversations.linking import JoinPolicy
 from swarmdesk.core.security import SecretBox
 from swarmdesk.webhooks.http import OutboundHttp
 
@@ -27,6 +28,7 @@ class ActiveInbox:
     inbox: Inbox
     allowlist: frozenset[str]
     adapter: ChannelAdapter
+    policy: JoinPolicy
 
 
 class ChannelDirectory:
@@ -39,6 +41,9 @@ class ChannelDirectory:
 
     def forget(self, public_key: str) -> None:
         self._by_key.pop(public_key, None)
+
+    def clear(self) -> None:
+        self._by_key.clear()
 
     def build(self, inbox: Inbox, allowlist: frozenset[str]) -> ChannelAdapter:
         cls = self._registry.adapter_class(inbox.channel_kind)
@@ -60,6 +65,6 @@ class ChannelDirectory:
             return None
         inbox, account = row
         allowlist = outbound_allowlist(account)
-        entry = ActiveInbox(inbox, allowlist, self.build(inbox, allowlist))
+        entry = ActiveInbox(inbox, allowlist, self.build(inbox, allowlist), JoinPolicy.from_settings(account.settings))
         self._by_key[public_key] = (now + self._ttl, entry)
         return entry

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from swarmdesk.channels.base import ChannelAdapter, InboundMessage, InboundRequest
+from swarmdesk.channels.base import ChannelAdapter, InboundMessage, InboundRequest, IngestResult, StatusUpdate
 from swarmdesk.channels.models import InboundReceipt, Inbox
 from swarmdesk.contacts import actions as contacts_actions
 from swarmdesk.conversations import actions as conversations_actions
 from swarmdesk.conversations import service as conversations_service
+from swarmdesk.conversations.linking import JoinPolicy
 from swarmdesk.conversations.models import Conversation, Message
 from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import UnitOfWork
@@ -39,83 +40,108 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64
 
 
-@dataclass(slots=True)
-class IngestResult:
-    message_id: int
-    conversation_id: int
-    contact_id: int
-    duplicate: bool
+Results = list[IngestResult]
 
 
 @dataclass(slots=True)
 class Delivery:
-    """One verified, parsed delivery waiting to be stored."""
+    """One verified, parsed delivery waiting to be stored: zero or more customer messages and
+    zero or more reports on messages we sent."""
 
     inbox: Inbox
     delivery_id: str
     body_sha: str
-    message: InboundMessage
+    messages: list[InboundMessage]
+    statuses: list[StatusUpdate]
+    policy: JoinPolicy
 
 
-def prepare(inbox: Inbox, adapter: ChannelAdapter, request: InboundRequest) -> Delivery:
-    (message,) = adapter.parse(request)
-    return Delivery(inbox, adapter.delivery_id(request), hashlib.sha256(request.body).hexdigest(), message)
+def prepare(inbox: Inbox, adapter: ChannelAdapter, request: InboundRequest,
+            policy: JoinPolicy | None = None) -> Delivery:
+    return Delivery(inbox, adapter.delivery_id(request), hashlib.sha256(request.body).hexdigest(),
+                    adapter.parse(request), adapter.statuses(request), policy or JoinPolicy())
 
 
-async def _existing(runtime: Runtime, d: Delivery) -> IngestResult | None:
-    async with runtime.uow() as uow:
-        receipt = await uow.session.scalar(select(InboundReceipt).where(
-            InboundReceipt.inbox_id == d.inbox.id, InboundReceipt.delivery_id == d.delivery_id))
-        if receipt is not None and receipt.body_sha256 != d.body_sha:
-            raise Conflict("this webhook-id was already delivered with a different body (replay refused)")
+async def _previous(uow: UnitOfWork, d: Delivery) -> tuple[bool, dict[int, IngestResult]]:
+    """Whether this delivery was stored before (same delivery id, same body), and which of its
+    messages are stored already, by position (a vendor may resend a message in a new delivery)."""
+    session = uow.session
+    receipt = await session.scalar(select(InboundReceipt).where(
+        InboundReceipt.inbox_id == d.inbox.id, InboundReceipt.delivery_id == d.delivery_id))
+    if receipt is not None and receipt.body_sha256 != d.body_sha:
+        raise Conflict("this delivery id was already used with a different body (replay refused)")
+    found: dict[int, IngestResult] = {}
+    for position, m in enumerate(d.messages):
         message = None
-        if receipt is not None and receipt.message_id is not None:
-            message = await uow.session.get(Message, receipt.message_id)
-        elif d.message.external_id:
-            message = await conversations_service.message_by_external_id(uow.session, d.inbox.id,
-                                                                         d.message.external_id)
-        if message is None:
-            return None
-        conversation = await uow.session.get(Conversation, message.conversation_id)
-        assert conversation is not None
-        return IngestResult(message.id, message.conversation_id, conversation.contact_id, duplicate=True)
+        if m.external_id:
+            message = await conversations_service.message_by_external_id(session, d.inbox.id, m.external_id)
+        elif receipt is not None and receipt.message_id is not None and len(d.messages) == 1:
+            message = await session.get(Message, receipt.message_id)
+        if message is not None:
+            conversation = await session.get(Conversation, message.conversation_id)
+            assert conversation is not None
+            found[position] = IngestResult(message.id, message.conversation_id, conversation.contact_id,
+                                           duplicate=True)
+    return receipt is not None, found
 
 
 _INSERT_RECEIPTS = insert(InboundReceipt.__table__)
 
 
-async def _store(uow: UnitOfWork, d: Delivery, store: AttachmentStore) -> IngestResult:
-    contact = await contacts_actions.resolve_contact(uow, d.inbox.account_id, d.message.claims,
-                                                     d.message.sender_name)
-    received = await conversations_actions.receive_message(uow, d.inbox, contact, d.message, store=store)
-    return IngestResult(received.message.id, received.conversation.id, contact.id, duplicate=False)
+async def _store(uow: UnitOfWork, d: Delivery, store: AttachmentStore,
+                 known: dict[int, IngestResult] | None = None) -> Results:
+    """Store the delivery's messages in the caller's transaction; ``known`` ones (by position)
+    were stored before and are answered as they were."""
+    results: Results = []
+    for position, m in enumerate(d.messages):
+        if known and position in known:
+            results.append(known[position])
+            continue
+        sender = await contacts_actions.resolve_sender(uow, d.inbox.account_id, m.claims, m.sender_name)
+        received = await conversations_actions.receive_message(
+            uow, d.inbox, sender.contact, m, store=store, policy=d.policy, matched=sender.matched,
+            new_contact=sender.created)
+        results.append(IngestResult(received.message.id, received.conversation.id, sender.contact.id,
+                                    duplicate=False))
+    for update in d.statuses:
+        await conversations_actions.record_vendor_status(uow, d.inbox.id, update.external_id, update.status,
+                                                         update.error)
+    return results
 
 
-async def do_ingest_batch(runtime: Runtime, batch: list[Delivery]) -> list[IngestResult]:
+def _receipt(d: Delivery, results: Results, now: object) -> dict[str, object]:
+    return {"account_id": d.inbox.account_id, "inbox_id": d.inbox.id, "delivery_id": d.delivery_id,
+            "body_sha256": d.body_sha, "message_id": results[0].message_id if results else None, "received_at": now}
+
+
+async def do_ingest_batch(runtime: Runtime, batch: list[Delivery]) -> list[Results]:
     """Store deliveries in one transaction; raises IntegrityError if any of them conflicts."""
     store = AttachmentStore(runtime.settings.attachments_dir)
     async with runtime.uow() as uow:
         results = [await _store(uow, d, store) for d in batch]
         now = utcnow()
-        await uow.session.execute(_INSERT_RECEIPTS, [
-            {"account_id": d.inbox.account_id, "inbox_id": d.inbox.id, "delivery_id": d.delivery_id,
-             "body_sha256": d.body_sha, "message_id": r.message_id, "received_at": now}
-            for d, r in zip(batch, results, strict=True)])
+        await uow.session.execute(_INSERT_RECEIPTS, [_receipt(d, r, now) for d, r in zip(batch, results, strict=True)])
         await uow.commit()
     return results
 
 
-async def do_ingest_delivery(runtime: Runtime, d: Delivery) -> IngestResult:
-    """Store one delivery. A retry of it returns the first result; the loser of a race (two
+async def do_ingest_delivery(runtime: Runtime, d: Delivery) -> Results:
+    """Store one delivery. A retry of it gets the first answer; messages stored before (by their
+    external id) are answered as duplicates and the rest stored; the loser of a race (two
     deliveries creating the same new contact) tries again and finds the winner's contact."""
+    store = AttachmentStore(runtime.settings.attachments_dir)
     for attempt in range(3):
         try:
-            (result,) = await do_ingest_batch(runtime, [d])
-            return result
+            async with runtime.uow() as uow:
+                seen, known = await _previous(uow, d)
+                if seen:  # the receipt is written with the messages, so all of them are stored
+                    return [known[i] for i in sorted(known)]
+                results = await _store(uow, d, store, known)
+                if not seen:
+                    await uow.session.execute(_INSERT_RECEIPTS, [_receipt(d, results, utcnow())])
+                await uow.commit()
+            return results
         except IntegrityError:
-            existing = await _existing(runtime, d)
-            if existing is not None:
-                return existing
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
@@ -127,15 +153,15 @@ class IntakeBatcher:
     def __init__(self, runtime: Runtime, max_batch: int = MAX_BATCH) -> None:
         self._runtime = runtime
         self._max = max_batch
-        self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[IngestResult]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Results]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def submit(self, delivery: Delivery) -> IngestResult:
+    async def submit(self, delivery: Delivery) -> Results:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="intake-batcher")
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Results] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((delivery, future))
         # shield: a client hanging up must not cancel a store that other deliveries share.
         return await asyncio.shield(future)
@@ -152,7 +178,7 @@ class IntakeBatcher:
                 if self._queue.empty():
                     self._idle.set()
 
-    async def _process(self, batch: list[tuple[Delivery, asyncio.Future[IngestResult]]]) -> None:
+    async def _process(self, batch: list[tuple[Delivery, asyncio.Future[Results]]]) -> None:
         try:
             results = await do_ingest_batch(self._runtime, [d for d, _ in batch])
         except IntegrityError:
@@ -167,7 +193,7 @@ class IntakeBatcher:
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
 
-    async def _one_by_one(self, batch: list[tuple[Delivery, asyncio.Future[IngestResult]]]) -> None:
+    async def _one_by_one(self, batch: list[tuple[Delivery, asyncio.Future[Results]]]) -> None:
         for delivery, future in batch:
             try:
                 _settle(future, result=await do_ingest_delivery(self._runtime, delivery))
@@ -188,7 +214,7 @@ class IntakeBatcher:
                 pass
 
 
-def _settle(future: asyncio.Future[IngestResult], *, result: IngestResult | None = None,
+def _settle(future: asyncio.Future[Results], *, result: Results | None = None,
             exc: BaseException | None = None) -> None:
     if future.done():
         return

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request, Response
 
 from swarmdesk.auth.dependencies import Admin, RuntimeDep, Staff, Uow
 from swarmdesk.channels import actions, inbound, service
-from swarmdesk.channels.base import InboundRequest
+from swarmdesk.channels.base import InboundRequest, WebhookReply
 from swarmdesk.channels.registry import channels
 from swarmdesk.channels.schemas import ChannelKindOut, InboxCreate, InboxCreated, InboxOut, InboxUpdate, IngestOut
 from swarmdesk.contacts import actions as contacts_actions
@@ -60,20 +60,47 @@ async def update_inbox(principal: Admin, uow: Uow, runtime: RuntimeDep, inbox_id
     return service.inbox_out(inbox, runtime.secretbox, runtime.settings.base_url)
 
 
+def _inbound_request(request: Request, body: bytes, base_url: str) -> InboundRequest:
+    query = request.url.query
+    return InboundRequest(headers=dict(request.headers),  # ASGI header names are lower-case
+                          body=body, query=dict(request.query_params),
+                          url=f"{base_url.rstrip('/')}{request.url.path}" + (f"?{query}" if query else ""),
+                          method=request.method)
+
+
+def _reply(reply: WebhookReply) -> Response:
+    return Response(reply.body, status_code=reply.status_code, media_type=reply.media_type)
+
+
 @public_router.post("/{public_key}/webhook", response_model=IngestOut,
                     summary="Channel intake: a vendor (or your system, for API inboxes) delivers messages here")
 async def channel_webhook(public_key: str, request: Request, runtime: RuntimeDep) -> Response:
     active = await runtime.channels.active(runtime.sessionmaker, public_key)
     if active is None:
         raise NotFound("no active inbox at this address")
-    delivery = InboundRequest(headers=dict(request.headers),  # ASGI header names are lower-case
-                              body=await request.body(), query=dict(request.query_params))
+    delivery = _inbound_request(request, await request.body(), runtime.settings.base_url)
     await active.adapter.verify(delivery)  # before anything is parsed or stored
-    result = await runtime.intake.submit(inbound.prepare(active.inbox, active.adapter, delivery))
-    # Serialized directly (the response model above documents it): this route runs per message.
-    return Response(orjson.dumps({"message_id": result.message_id, "conversation_id": result.conversation_id,
-                                  "contact_id": result.contact_id, "duplicate": result.duplicate}),
-                    media_type="application/json")
+    results = await runtime.intake.submit(inbound.prepare(active.inbox, active.adapter, delivery, active.policy))
+    reply = active.adapter.acknowledge(delivery, results)
+    if reply is not None:
+        return _reply(reply)
+    if len(results) == 1:  # the API channel's answer; serialized directly, this route runs per message
+        (result,) = results
+        return Response(orjson.dumps({"message_id": result.message_id, "conversation_id": result.conversation_id,
+                                      "contact_id": result.contact_id, "duplicate": result.duplicate}),
+                        media_type="application/json")
+    return Response(orjson.dumps({"messages": [{"message_id": r.message_id, "conversation_id": r.conversation_id,
+                                                "contact_id": r.contact_id, "duplicate": r.duplicate}
+                                               for r in results]}), media_type="application/json")
+
+
+@public_router.get("/{public_key}/webhook", summary="A vendor's subscription check (e.g. Meta's hub.challenge)",
+                   response_class=Response)
+async def channel_webhook_handshake(public_key: str, request: Request, runtime: RuntimeDep) -> Response:
+    active = await runtime.channels.active(runtime.sessionmaker, public_key)
+    if active is None:
+        raise NotFound("no active inbox at this address")
+    return _reply(active.adapter.handshake(_inbound_request(request, b"", runtime.settings.base_url)))
 
 
 @public_router.post("/{public_key}/customer-sessions", response_model=CustomerSessionOut, status_code=201,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -32,7 +33,18 @@ def _publish_created(uow: UnitOfWork, contact: Contact) -> None:
                                contact=ContactOut.model_validate(contact)))
 
 
+@dataclass(slots=True)
+class Sender:
+    contact: Contact
+    matched: IdentityClaim | None  # the verified identifier that found an existing contact
+    created: bool
+
+
 async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[IdentityClaim], name: str) -> Contact:
+    return (await resolve_sender(uow, account_id, claims, name)).contact
+
+
+async def resolve_sender(uow: UnitOfWork, account_id: int, claims: Sequence[IdentityClaim], name: str) -> Sender:
     """The contact a sender is, by exact match on a verified identifier; a new contact otherwise.
 
     Only verified claims are matched and recorded as identities; unverified ones (an email typed into
@@ -47,6 +59,7 @@ async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[Ide
         order = {(str(c.kind), c.scope, c.value): i for i, c in enumerate(verified)}
         existing.sort(key=lambda pair: order.get(pair[0], 99))
         contact = existing[0][1]
+        matched = verified[order[existing[0][0]]] if existing[0][0] in order else None
         known = {key for key, _ in existing}
         for claim in verified:
             if (str(claim.kind), claim.scope, claim.value) not in known:
@@ -54,7 +67,7 @@ async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[Ide
                 await session.flush()  # the next delivery in this batch must find it
         if name and not contact.name:
             contact.name = name[:200]
-        return contact
+        return Sender(contact, matched, created=False)
     now = utcnow()
     contact = Contact(account_id=account_id, name=name[:200], email=service.primary_of(claims, IdentityKind.email),
                       phone=service.primary_of(claims, IdentityKind.phone), custom_attributes={}, created_at=now,
@@ -66,7 +79,7 @@ async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[Ide
     # Flushed now so a later delivery in the same group commit from this sender finds them.
     await session.flush()
     _publish_created(uow, contact)
-    return contact
+    return Sender(contact, None, created=True)
 
 
 async def _check_organization(uow: UnitOfWork, account_id: int, organization_id: int | None) -> None:

@@ -15,8 +15,10 @@ from swarmdesk.accounts.models import Role, Team, User
 from swarmdesk.auth.principals import CustomerPrincipal, StaffPrincipal
 from swarmdesk.channels.base import InboundAttachment, InboundMessage
 from swarmdesk.channels.models import Inbox
+from swarmdesk.contacts.identity import IdentityClaim
 from swarmdesk.contacts.models import Contact
-from swarmdesk.conversations import audience, service
+from swarmdesk.conversations import audience, linking, reply, service
+from swarmdesk.conversations.linking import JoinPolicy, Link, LinkReason
 from swarmdesk.conversations.models import (
     Attachment,
     Conversation,
@@ -114,17 +116,17 @@ def _publish_message(uow: UnitOfWork, conversation: Conversation, contact: Conta
 
 
 async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbound: InboundMessage, *,
-                          store: AttachmentStore, conversation: Conversation | None = None) -> Received:
+                          store: AttachmentStore, conversation: Conversation | None = None,
+                          policy: JoinPolicy | None = None, matched: IdentityClaim | None = None,
+                          new_contact: bool = False) -> Received:
     """A customer's message joins its conversation (or starts one). Runs in the caller's transaction."""
     session, now = uow.session, utcnow()
-    if conversation is None and inbound.conversation_key:
-        conversation = await service.find_by_external_key(session, inbox.id, inbound.conversation_key)
-        if conversation is not None and conversation.contact_id != contact.id:
-            raise Conflict("conversation_key belongs to another customer's conversation")
-        if conversation is not None and conversation.status == ConversationStatus.closed:
-            raise Conflict("that conversation is closed; send without conversation_key or with a new one")
-    if conversation is None and not inbound.conversation_key:
-        conversation = await service.find_latest_for_contact(session, contact.id, inbox.id)
+    if conversation is not None:
+        link = Link(LinkReason.thread, "written in this conversation")
+    else:
+        conversation, link = await linking.find_conversation(session, inbox, contact, inbound,
+                                                             policy=policy or JoinPolicy(), matched=matched,
+                                                             new_contact=new_contact)
     created = conversation is None
     if conversation is None:
         conversation = Conversation(
@@ -148,7 +150,7 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
         account_id=inbox.account_id, conversation_id=conversation.id, inbox_id=inbox.id,
         direction=Direction.incoming, private=False, channel=inbox.channel_kind, sender_type=SenderType.contact,
         sender_id=contact.id, content=content, content_html=content_html, external_id=inbound.external_id,
-        delivery_status=DeliveryStatus.received, meta=inbound.meta, created_at=now)
+        delivery_status=DeliveryStatus.received, meta={**inbound.meta, "link": link.as_meta()}, created_at=now)
     # A plain INSERT … RETURNING rather than a unit-of-work flush: this runs for every inbound
     # message, and the flush machinery cost more than the insert. The conversation's new clocks
     # are written once per transaction at commit.
@@ -206,11 +208,16 @@ async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversati
         raise ValidationFailed("a message needs content or at least one attachment")
     files = decode_attachments(payload.attachments, max_attachment_bytes)
     session, now = uow.session, utcnow()
-    inbox = await session.get(Inbox, conversation.inbox_id)
+    if payload.private:
+        if payload.inbox_id is not None:
+            raise ValidationFailed("an internal note is not sent on any channel: omit inbox_id")
+        inbox = await session.get(Inbox, conversation.inbox_id)
+    else:
+        inbox = await reply.choose_inbox(session, conversation, payload.inbox_id, chars=len(content))
     contact = await session.get(Contact, conversation.contact_id)
     assert inbox is not None and contact is not None
     message = Message(
-        account_id=conversation.account_id, conversation_id=conversation.id, inbox_id=conversation.inbox_id,
+        account_id=conversation.account_id, conversation_id=conversation.id, inbox_id=inbox.id,
         direction=Direction.outgoing, private=payload.private, channel=inbox.channel_kind,
         sender_type=SenderType.user, sender_id=principal.user_id, content=content, content_html=content_html,
         delivery_status=DeliveryStatus.not_sent if payload.private else DeliveryStatus.pending, meta={},
@@ -464,6 +471,32 @@ async def do_record_delivery(uow: UnitOfWork, message_id: int, status: DeliveryS
     uow.publish(MessageUpdated(account_id=message.account_id, audience=audience.conversation_staff(conversation),
                                message=out))
     await uow.commit()
+
+
+_PROGRESS = {DeliveryStatus.pending: 0, DeliveryStatus.sent: 1, DeliveryStatus.delivered: 2, DeliveryStatus.read: 3}
+
+
+async def record_vendor_status(uow: UnitOfWork, inbox_id: int, external_id: str, status: str,
+                               error: str | None) -> None:
+    """A vendor's report on a message we sent (by the id it gave the message), in the caller's
+    transaction. Reports arrive out of order: a status never moves backwards, except to failed."""
+    try:
+        new = DeliveryStatus(status)
+    except ValueError:
+        return
+    message = await service.message_by_external_id(uow.session, inbox_id, external_id)
+    if message is None or message.direction != Direction.outgoing or message.delivery_status == new:
+        return
+    current = message.delivery_status
+    if new != DeliveryStatus.failed and _PROGRESS.get(new, -1) <= _PROGRESS.get(current, 99):
+        return
+    message.delivery_status = new
+    message.delivery_error = error[:1000] if error and new == DeliveryStatus.failed else None
+    conversation = await uow.session.get(Conversation, message.conversation_id)
+    assert conversation is not None
+    (out,) = await service.messages_out(uow.session, [message])
+    uow.publish(MessageUpdated(account_id=message.account_id, audience=audience.conversation_staff(conversation),
+                               message=out))
 
 
 async def add_participant(uow: UnitOfWork, conversation: Conversation, user_id: int, role: str = "participant") -> bool:

@@ -41,6 +41,8 @@ class DeliveryStatus(enum.StrEnum):
     received = "received"  # incoming
     pending = "pending"
     sent = "sent"
+    delivered = "delivered"  # the vendor reports it reached the customer's device
+    read = "read"
     failed = "failed"
     not_sent = "not_sent"  # internal notes
 
@@ -61,6 +63,9 @@ class Conversation(IdMixin, AccountScoped, Timestamps, Base):
     contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
     # The channel's own thread key when it has one (an API client's conversation id).
     external_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Unguessable, for channels that address a conversation (an email reply-to of support+<token>@…);
+    # created when the first reply goes out on such a channel.
+    reply_token: Mapped[str | None] = mapped_column(String(64), default=None, unique=True, index=True)
     subject: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[ConversationStatus] = mapped_column(_enum(ConversationStatus), default=ConversationStatus.open)
     priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.none)

@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse
 from pydantic import AwareDatetime
 
 from swarmdesk.auth.dependencies import ConversationsReader, ConversationsWriter, Customer, RuntimeDep, Uow
-from swarmdesk.conversations import actions, service
+from swarmdesk.conversations import actions, reply, service
 from swarmdesk.conversations.dependencies import CustomerConversation, ReadableConversation, WritableConversation
 from swarmdesk.conversations.models import Attachment, ConversationStatus, Message
 from swarmdesk.conversations.schemas import (
@@ -22,6 +22,7 @@ from swarmdesk.conversations.schemas import (
     CustomerMessageOut,
     MessageCreate,
     MessageOut,
+    ReplyChannelOut,
     TagsUpdate,
 )
 from swarmdesk.core.errors import BadRequest, NotFound
@@ -109,6 +110,14 @@ async def list_messages(conversation: ReadableConversation, uow: Uow, after_id: 
     page, more = rows[:limit], len(rows) > limit
     return Page(items=await service.messages_out(uow.session, page),
                 next_cursor=str(page[-1].id) if more else None)
+
+
+@router.get("/{conversation_id}/reply-channels", response_model=list[ReplyChannelOut],
+            summary="The channels a reply can go out on, and why not where it cannot")
+async def list_reply_channels(conversation: ReadableConversation, uow: Uow) -> list[ReplyChannelOut]:
+    return [ReplyChannelOut(inbox_id=c.inbox.id, name=c.inbox.name, channel_kind=c.inbox.channel_kind,
+                            available=c.available, reason=c.reason, default=c.default)
+            for c in await reply.reply_channels(uow.session, conversation)]
 
 
 @router.post("/{conversation_id}/messages", response_model=MessageOut, status_code=201,

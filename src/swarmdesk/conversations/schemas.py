@@ -69,6 +69,12 @@ class SenderOut(Out):
     name: str
 
 
+class MessageLinkOut(Out):
+    reason: str = Field(description="thread, reply_token, same_channel, open_conversation, recent_conversation or new")
+    detail: str
+    related_conversation_id: int | None = None
+
+
 class MessageOut(Out):
     id: int
     conversation_id: int
@@ -84,6 +90,8 @@ class MessageOut(Out):
     delivery_error: str | None
     created_at: datetime
     attachments: list[AttachmentOut]
+    link: MessageLinkOut | None = Field(default=None, description="why an incoming message joined this conversation")
+    meta: dict[str, Any] = Field(default_factory=dict, description="what the channel told us (call data, mail headers)")
 
 
 class CustomerMessageOut(Out):
@@ -119,6 +127,17 @@ class MessageCreate(In):
                                      description="sanitized on the way in; plain text is derived if content is empty")
     private: bool = Field(default=False, description="an internal note: never sent to the customer")
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10)
+    inbox_id: int | None = Field(default=None, description="the channel to reply on (see reply-channels); "
+                                                           "default: where the customer last wrote")
+
+
+class ReplyChannelOut(Out):
+    inbox_id: int
+    name: str
+    channel_kind: str
+    available: bool
+    reason: str | None = Field(description="why a reply cannot go out there now")
+    default: bool = Field(description="where a reply goes when no inbox_id is given")
 
 
 class CustomerMessageCreate(In):

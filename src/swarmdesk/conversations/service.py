@@ -255,7 +255,9 @@ def message_out(message: Message, names: dict[tuple[SenderType, int], str],
         sender=_sender(message, names), content=message.content, content_html=message.content_html,
         external_id=message.external_id, delivery_status=message.delivery_status,
         delivery_error=message.delivery_error, created_at=message.created_at,
-        attachments=[attachment_out(a, message.conversation_id, customer=False) for a in attachments])
+        attachments=[attachment_out(a, message.conversation_id, customer=False) for a in attachments],
+        link=message.meta.get("link") if message.meta else None,
+        meta={k: v for k, v in message.meta.items() if k != "link"} if message.meta else {})
 
 
 def customer_message_out(message: Message, names: dict[tuple[SenderType, int], str],

@@ -74,7 +74,7 @@ class ApiChannel(ChannelAdapter):
     kind = "api"
     title = "API"
     config_model = ApiChannelConfig
-    capabilities = Capabilities(can_send=True, max_message_chars=50_000)
+    capabilities = Capabilities(can_send=True, max_message_chars=50_000, recipient_kinds=())
     config: ApiChannelConfig
 
     def delivery_id(self, request: InboundRequest) -> str:

@@ -1,0 +1,101 @@
+"""On which channel an agent's reply goes out.
+
+A conversation is not tied to one channel: the customer may have written by chat, then email, then
+SMS. A reply goes, by default, where the customer last wrote; the agent may pick any channel the
+customer can be reached on. Each channel's limits (length, reply window) are checked here, before
+anything is stored, so the agent gets a clear answer instead of a failed delivery later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from swarmdesk.channels.base import Capabilities, Refusal
+from swarmdesk.channels.models import Inbox
+from swarmdesk.channels.registry import channels
+from swarmdesk.contacts.identity import handle_scope
+from swarmdesk.contacts.models import ContactIdentity
+from swarmdesk.conversations.models import Conversation, Direction, Message
+from swarmdesk.core.clock import utcnow
+from swarmdesk.core.errors import Conflict, NotFound, ValidationFailed
+
+
+@dataclass(slots=True)
+class ReplyChannel:
+    inbox: Inbox
+    available: bool
+    reason: str | None
+    default: bool
+
+
+def capabilities_of(inbox: Inbox) -> Capabilities:
+    return channels.adapter_class(inbox.channel_kind).capabilities
+
+
+async def default_inbox_id(session: AsyncSession, conversation: Conversation) -> int:
+    """Where the customer last wrote in this conversation (its first inbox if they never did)."""
+    last = await session.scalar(
+        select(Message.inbox_id).where(Message.conversation_id == conversation.id,
+                                       Message.direction == Direction.incoming)
+        .order_by(Message.id.desc()).limit(1))
+    return last or conversation.inbox_id
+
+
+async def _reachable_kinds(session: AsyncSession, contact_id: int, inbox: Inbox) -> set[str]:
+    rows = await session.execute(select(ContactIdentity.kind, ContactIdentity.scope).where(
+        ContactIdentity.contact_id == contact_id))
+    return {str(kind) for kind, scope in rows if scope in ("", handle_scope(inbox.id))}
+
+
+async def _last_incoming_at(session: AsyncSession, contact_id: int, inbox_id: int) -> datetime | None:
+    """The customer's last message on this channel, in any of their conversations (vendors'
+    reply windows are per customer, not per conversation)."""
+    return await session.scalar(
+        select(func.max(Message.created_at)).join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.contact_id == contact_id, Message.inbox_id == inbox_id,
+               Message.direction == Direction.incoming))
+
+
+async def refusal(session: AsyncSession, conversation: Conversation, inbox: Inbox, *, chars: int) -> Refusal | None:
+    if not inbox.is_active:
+        return Refusal("inactive", f"the inbox {inbox.name!r} is disabled")
+    caps = capabilities_of(inbox)
+    kinds = await _reachable_kinds(session, conversation.contact_id, inbox)
+    if caps.can_send and caps.recipient_kinds and not kinds.intersection(str(k) for k in caps.recipient_kinds):
+        wanted = " or ".join({"handle": "account on this channel"}.get(str(k), str(k)) for k in caps.recipient_kinds)
+        return Refusal("unreachable", f"the customer has no {wanted} for {inbox.name!r}")
+    last = await _last_incoming_at(session, conversation.contact_id, inbox.id) if caps.reply_window else None
+    return caps.refusal(chars=chars, last_incoming_at=last, now=utcnow())
+
+
+async def choose_inbox(session: AsyncSession, conversation: Conversation, inbox_id: int | None, *,
+                       chars: int) -> Inbox:
+    """The inbox a public reply goes out on; raises a clear 4xx if it cannot go there."""
+    chosen_id = inbox_id if inbox_id is not None else await default_inbox_id(session, conversation)
+    inbox = await session.get(Inbox, chosen_id)
+    if inbox is None or inbox.account_id != conversation.account_id:
+        raise NotFound(f"inbox {chosen_id} not found")
+    refused = await refusal(session, conversation, inbox, chars=chars)
+    if refused is not None:
+        if refused.code == "too_long":
+            raise ValidationFailed(refused.detail, extra={"code": refused.code, "inbox_id": inbox.id})
+        raise Conflict(refused.detail, extra={"code": refused.code, "inbox_id": inbox.id})
+    return inbox
+
+
+async def reply_channels(session: AsyncSession, conversation: Conversation) -> list[ReplyChannel]:
+    """Every inbox of the account that can send, and whether this customer can be reached there now."""
+    default_id = await default_inbox_id(session, conversation)
+    inboxes = (await session.scalars(select(Inbox).where(
+        Inbox.account_id == conversation.account_id, Inbox.is_active.is_(True)).order_by(Inbox.id))).all()
+    out = []
+    for inbox in inboxes:
+        if inbox.channel_kind not in channels.kinds or not capabilities_of(inbox).can_send:
+            continue
+        refused = await refusal(session, conversation, inbox, chars=0)
+        out.append(ReplyChannel(inbox, refused is None, refused.detail if refused else None, inbox.id == default_id))
+    return out
