@@ -74,9 +74,15 @@ async def desk(h: Harness) -> Desk:
     customer = await h.customer_session(inbox, "Visitor")
     r = await c.post("/api/v1/customer/conversations", headers=customer, json={"content": "Visitor here"})
     assert r.status_code == 201, r.text
+    twins = [await c.post("/api/v1/contacts", headers=ctx.admin.headers, json={"name": "Twin", "organization_id": org})
+             for _ in range(2)]
+    twin = twins[0].json()["id"]
+    await h.run_jobs()
+    (suggestion,) = (await c.get("/api/v1/merge-suggestions", headers=ctx.admin.headers)).json()["items"]
     ids = {"user_id": agent.user_id, "team_id": team, "contact_id": first["contact_id"],
            "conversation_id": first["conversation_id"], "inbox_id": inbox.id, "public_key": inbox.public_key,
-           "subscription_id": sub, "organization_id": org}
+           "subscription_id": sub, "organization_id": org, "suggestion_id": suggestion["id"],
+           "other_contact_id": twin, "merge_id": 1, "quarantine_id": 1}
     return Desk(ctx, agent, inbox, ids, customer, r.json()["id"])
 
 
@@ -109,7 +115,10 @@ def valid_bodies(d: Desk) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/api-tokens"): {"name": "ci", "scopes": ["conversations:read"]},
         ("POST", "/api/v1/contacts"): {"name": "New Contact"},
         ("PATCH", "/api/v1/contacts/{contact_id}"): {"name": "Ana Lima"},
+        ("POST", "/api/v1/contacts/{contact_id}/merge"): {"other_contact_id": ids["other_contact_id"]},
+        ("POST", "/api/v1/merge-suggestions/{suggestion_id}/accept"): {"survivor_id": None},
         ("POST", "/api/v1/organizations"): {"name": "Second Org"},
+        ("POST", "/api/v1/inboxes/{public_key}/widget-sessions"): {"fields": {"name": "Visitor"}},
         ("POST", "/api/v1/conversations"): {"inbox_id": ids["inbox_id"], "contact_id": ids["contact_id"],
                                             "subject": "Outreach"},
         ("PATCH", "/api/v1/conversations/{conversation_id}"): {"priority": "high"},
@@ -149,8 +158,10 @@ def assert_problem(r: httpx.Response, status: int | set[int], context: Any = "")
 
 
 def body_routes(app) -> list[tuple[str, str, dict]]:  # noqa: ANN001
+    """Routes taking a JSON body. Raw bodies (a mail as message/rfc822) have their own bad-input
+    tests next to their channel (tests/test_email_channel.py)."""
     return [(m.upper(), path, op) for path, ops in app.openapi()["paths"].items() for m, op in ops.items()
-            if isinstance(op, dict) and "requestBody" in op]
+            if isinstance(op, dict) and "requestBody" in op and "application/json" in op["requestBody"]["content"]]
 
 
 def int_params(op: dict, where: str) -> list[str]:

@@ -59,6 +59,14 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/inboxes/{public_key}/customer-sessions"),  # anonymous visitors, if the inbox allows
     ("GET", "/api/v1/realtime/events"),  # the 128-bit queue id is the credential
     ("WEBSOCKET", "/api/v1/realtime/ws"),  # idem
+    # The web chat widget, loaded by anyone's browser on the customer's site: the script, its frame
+    # and static files, the inbox's public form and availability, and the visitor's session (a
+    # logged-in visitor's identity is proven by the HMAC user_hash, checked by the route).
+    ("GET", "/widget/{public_key}.js"),
+    ("GET", "/widget/{public_key}/frame"),
+    ("GET", "/widget/static/{filename}"),
+    ("GET", "/api/v1/inboxes/{public_key}/widget-config"),
+    ("POST", "/api/v1/inboxes/{public_key}/widget-sessions"),
 }
 # Served but deliberately absent from the OpenAPI document.
 NOT_IN_SCHEMA = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
@@ -94,6 +102,9 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
     hook = "http://127.0.0.1:9/borealis-hook"
     return {
         ("PATCH", "/api/v1/account"): {"name": "Borealis Renamed"},
+        # A raw mail (message/rfc822); the JSON client sends this object's bytes, which is enough
+        # to reach the access check.
+        ("POST", "/api/v1/inboxes/{inbox_id}/email/messages"): {"raw": "From: b@borealis.example.com"},
         ("POST", "/api/v1/users"): {"email": "new-user@borealis.example.com", "name": "Borealis New", "role": "agent"},
         ("PATCH", "/api/v1/users/{user_id}"): {"name": "Borealis Pwned", "role": "admin", "is_active": False},
         ("POST", "/api/v1/teams"): {"name": "Borealis New Team"},
@@ -102,6 +113,8 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/api-tokens"): {"name": "Borealis token", "scopes": ["conversations:read"]},
         ("POST", "/api/v1/contacts"): {"name": "Borealis Contact", "organization_id": a["organization_id"]},
         ("PATCH", "/api/v1/contacts/{contact_id}"): {"name": "Borealis Pwned", "email": "x@borealis.example.com"},
+        ("POST", "/api/v1/contacts/{contact_id}/merge"): {"other_contact_id": a["twin_contact_id"]},
+        ("POST", "/api/v1/merge-suggestions/{suggestion_id}/accept"): {"survivor_id": a["contact_id"]},
         ("POST", "/api/v1/organizations"): {"name": "Borealis Org"},
         ("POST", "/api/v1/conversations"): {"inbox_id": a["inbox_id"], "contact_id": a["contact_id"],
                                             "content": "Borealis outreach"},
@@ -182,7 +195,16 @@ async def build_world(h: Harness) -> World:
         "content": "Aardvark internal note: refund approved, do not tell yet", "private": True,
         "attachments": [{"filename": "aardvark-secret-memo.txt", "content_type": "text/plain",
                          "data_base64": MEMO}]}), 201)
+    # Two probable duplicates (same name at the same organization: a merge suggestion) and a merge.
+    twins = [await _ok(await c.post("/api/v1/contacts", headers=a.admin.headers, json={
+        "name": "Aardvark Twin", "organization_id": org["id"]}), 201) for _ in range(2)]
+    merged = await _ok(await c.post("/api/v1/contacts", headers=a.admin.headers, json={
+        "name": "Aardvark Merged Max", "email": "max@aardvark-customer.example.com"}), 201)
     await h.run_jobs()  # the reply's channel job dies (no callback_url); the webhook delivery is refused
+    (suggestion,) = (await _ok(await c.get("/api/v1/merge-suggestions", headers=a.admin.headers)))["items"]
+    merge = await _ok(await c.post(f"/api/v1/contacts/{twins[0]['id']}/merge", headers=a.admin.headers,
+                                   json={"other_contact_id": merged["id"]}), 201)
+    await h.run_jobs()
 
     messages = (await _ok(await c.get(f"/api/v1/conversations/{conversation_id}/messages",
                                       headers=a.admin.headers)))["items"]
@@ -193,6 +215,14 @@ async def build_world(h: Harness) -> World:
     assert deliveries and dead, (deliveries, dead)
     bystander_r = await _ok(await c.post(f"/api/v1/inboxes/{inbox.public_key}/customer-sessions",
                                          json={"name": "Bystander Bob"}), 201)
+
+    # A mail that could not be used, kept in the quarantine of A's email inbox.
+    r = await c.post("/api/v1/inboxes", headers=a.admin.headers, json={
+        "name": "Aardvark mail", "channel_kind": "email", "config": {"address": "help@aardvark.example.com"}})
+    email_inbox = await _ok(r, 201)
+    quarantined = await _ok(await c.post(f"/api/v1/inboxes/{email_inbox['id']}/email/messages", headers={
+        **a.admin.headers, "content-type": "message/rfc822"}, content=b"\x00 not a mail"))
+    assert quarantined["outcome"] == "quarantined", quarantined
 
     b = await h.make_account("Borealis")
     b_team = await h.make_team(b, "Borealis Team")
@@ -206,7 +236,8 @@ async def build_world(h: Harness) -> World:
            "organization_id": org["id"], "inbox_id": inbox.id, "conversation_id": conversation_id,
            "attachment_id": note["attachments"][0]["id"], "subscription_id": sub["id"],
            "delivery_id": deliveries[0]["id"], "job_id": dead[0]["id"], "public_key": inbox.public_key,
-           "assignee_id": agent.user_id}
+           "assignee_id": agent.user_id, "suggestion_id": suggestion["id"], "merge_id": merge["id"],
+           "twin_contact_id": twins[1]["id"], "quarantine_id": quarantined["quarantine_id"]}
     b_ids = {"user_id": b.admin.user_id, "team_id": b_team, "inbox_id": b_inbox.id,
              "conversation_id": b_conv["conversation_id"], "contact_id": b_conv["contact_id"]}
     w = World(a=a, b=b, agent=agent, inbox=inbox, b_inbox=b_inbox, ids=ids, b_ids=b_ids, owner=owner,
@@ -577,6 +608,7 @@ async def test_references_to_another_accounts_objects_are_refused(h: Harness, wo
         ("PATCH", f"/api/v1/conversations/{b['conversation_id']}", {"assignee_id": a["user_id"]}),
         ("PATCH", f"/api/v1/conversations/{b['conversation_id']}", {"team_id": a["team_id"]}),
         ("PATCH", f"/api/v1/contacts/{b['contact_id']}", {"organization_id": a["organization_id"]}),
+        ("POST", f"/api/v1/contacts/{b['contact_id']}/merge", {"other_contact_id": a["contact_id"]}),
         ("POST", "/api/v1/contacts", {"name": "Borealis X", "organization_id": a["organization_id"]}),
         ("POST", f"/api/v1/teams/{b['team_id']}/members", {"user_id": a["user_id"]}),
         ("GET", f"/api/v1/conversations/{b['conversation_id']}/attachments/{a['attachment_id']}", None),

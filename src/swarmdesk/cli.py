@@ -1,9 +1,10 @@
-"""``swarmdesk`` command line: serve | demo | worker | db upgrade | create-admin."""
+"""``swarmdesk`` command line: serve | demo | worker | db upgrade | create-admin | email poll | email lmtp."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ app = typer.Typer(help="Swarmdesk: one system of engagement for customer service
                   pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+email_app = typer.Typer(help="The email channel's ingesters (IMAP polling, LMTP/SMTP delivery).", no_args_is_help=True)
+app.add_typer(email_app, name="email")
 console = Console(stderr=True)
 
 
@@ -145,6 +148,102 @@ def worker(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
         console.print(f"worker {runtime.worker.worker_id if runtime.worker else ''} running; Ctrl-C to stop")
         await stop.wait()
         await runtime.stop()
+
+    asyncio.run(run())
+
+
+async def _until_signalled(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+@email_app.command("poll")
+def email_poll(inbox: Annotated[int | None, typer.Option("--inbox", help="only this inbox (id)")] = None,
+               once: Annotated[bool, typer.Option("--once", help="fetch until nothing is new, then exit")] = False,
+               data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Poll the IMAP folders of the email inboxes and store what is new (a crash re-fetches, never loses)."""
+    from swarmdesk.channels.email.imap import ImapError, active_email_inboxes, poll_forever, poll_once
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def run() -> int:
+        runtime = create_runtime(settings)
+        stop = asyncio.Event()
+        await _until_signalled(stop)
+        await runtime.start(with_worker=False)
+        failed = False
+        try:
+            if once:
+                targets = [(i, c, p) for i, c, p in await active_email_inboxes(runtime)
+                           if c.imap is not None and (inbox is None or i.id == inbox)]
+                if inbox is not None and not targets:
+                    console.print(f"[red]error:[/red] no active IMAP email inbox with id {inbox}")
+                    return 1
+                for target, config, policy in targets:
+                    total = 0
+                    while not stop.is_set():
+                        try:
+                            report = await poll_once(runtime, target, config, policy=policy)
+                        except ImapError as exc:
+                            console.print(f"[red]inbox {target.id}:[/red] {exc}")
+                            failed = True
+                            break
+                        total += report.fetched
+                        if not report.fetched:
+                            break
+                        if not (report.stored or report.duplicates or report.quarantined or report.bounces):
+                            console.print(f"[red]inbox {target.id}:[/red] mails fetched but none stored; see the log")
+                            failed = True  # the same mail keeps failing: stop instead of looping
+                            break
+                    console.print(f"inbox {target.id}: {total} mails fetched")
+            else:
+                console.print("email poller running; Ctrl-C to stop")
+                task = asyncio.create_task(poll_forever(runtime, inbox))
+                waiter = asyncio.create_task(stop.wait())
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                for t in (task, waiter):
+                    t.cancel()
+                await asyncio.gather(task, waiter, return_exceptions=True)
+        finally:
+            await runtime.stop()
+        return 1 if failed else 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@email_app.command("lmtp")
+def email_lmtp(host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+               port: Annotated[int, typer.Option(min=1, max=65535)] = 2424,
+               protocol: Annotated[str, typer.Option(help="lmtp or smtp")] = "lmtp",
+               data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Accept mails handed over by the mail server (LMTP or SMTP); 250 only after they are stored."""
+    from swarmdesk.channels.email.lmtp import start_listener
+
+    if protocol not in ("lmtp", "smtp"):
+        console.print("[red]error:[/red] --protocol must be lmtp or smtp")
+        raise typer.Exit(2)
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_level, settings.log_json)
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command line at INFO
+
+    async def run() -> None:
+        runtime = create_runtime(settings)
+        stop = asyncio.Event()
+        await _until_signalled(stop)
+        await runtime.start(with_worker=False)
+        server = None
+        try:
+            server = await start_listener(runtime, host, port, protocol)
+            console.print(f"{protocol.upper()} listener on {host}:{port}; Ctrl-C to stop")
+            await stop.wait()
+        finally:
+            if server is not None:
+                server.close()  # stop accepting; a delivery in progress answers before the runtime stops
+                await asyncio.wait_for(server.wait_closed(), 30)
+            await runtime.stop()
 
     asyncio.run(run())
 

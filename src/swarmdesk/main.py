@@ -21,8 +21,11 @@ import swarmdesk.registrations  # noqa: F401  (job handlers, listeners and adapt
 from swarmdesk import __version__
 from swarmdesk.accounts.router import router as accounts_router
 from swarmdesk.auth.router import router as auth_router
+from swarmdesk.channels.email.adapter import MAX_MAIL_BYTES
+from swarmdesk.channels.email.router import router as email_router
 from swarmdesk.channels.router import public_router as intake_router
 from swarmdesk.channels.router import router as channels_router
+from swarmdesk.channels.webchat.router import router as webchat_router
 from swarmdesk.config import Settings, get_settings
 from swarmdesk.contacts.router import router as contacts_router
 from swarmdesk.conversations.router import customer_router
@@ -52,17 +55,21 @@ class BodyLimit:
     """Refuse bodies over the limit before they are read into memory (413), whether or not the
     client sent Content-Length."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, large: tuple[str, ...] = (), large_max_bytes: int = 0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Path suffixes that take whole mails (raw MIME with large attachments).
+        self.large = large
+        self.large_max_bytes = max(large_max_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.large_max_bytes if self.large and scope["path"].endswith(self.large) else self.max_bytes
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await problem(413, "Payload too large", f"request body is larger than {self.max_bytes} bytes",
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await problem(413, "Payload too large", f"request body is larger than {limit} bytes",
                               type_slug="payload-too-large")(scope, receive, send)
                 return
         seen = 0
@@ -74,7 +81,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     too_large = True
                     raise _TooLarge()
             return message
@@ -93,7 +100,7 @@ class BodyLimit:
         except _TooLarge:
             pass
         if too_large and not started:
-            await problem(413, "Payload too large", f"request body is larger than {self.max_bytes} bytes",
+            await problem(413, "Payload too large", f"request body is larger than {limit} bytes",
                           type_slug="payload-too-large")(scope, receive, send)
 
 
@@ -216,11 +223,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app = FastAPI(title="Swarmdesk", version=__version__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None, openapi_url="/openapi.json",
                   description="One system of engagement: every channel, one conversation, the right people.")
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, large=("/email/messages",),
+                       large_max_bytes=MAX_MAIL_BYTES)
     app.add_middleware(AccessLogAndHeaders)
     _install_error_handlers(app)
     # Channel intake first: it is the hottest route, and routes are matched in this order.
     for r in (intake_router, ops_router, auth_router, accounts_router, contacts_router, conversations_router,
-              customer_router, channels_router, webhooks_router, jobs_router, realtime_router):
+              customer_router, channels_router, email_router, webhooks_router, jobs_router, realtime_router, webchat_router):
         app.include_router(r)
     return app

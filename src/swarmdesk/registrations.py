@@ -2,6 +2,15 @@
 registries are complete in every process (server, worker, CLI, tests)."""
 
 import swarmdesk.channels.api.adapter  # noqa: F401
+import swarmdesk.channels.email.adapter  # noqa: F401
+import swarmdesk.channels.meta.messenger  # noqa: F401
+import swarmdesk.channels.meta.whatsapp  # noqa: F401
 import swarmdesk.channels.outbound  # noqa: F401
+import swarmdesk.channels.telegram.adapter  # noqa: F401
+import swarmdesk.channels.twilio.sms  # noqa: F401
+import swarmdesk.channels.twilio.voice  # noqa: F401
+import swarmdesk.channels.twilio.whatsapp  # noqa: F401
+import swarmdesk.channels.webchat.tasks  # noqa: F401
+import swarmdesk.contacts.tasks  # noqa: F401
 import swarmdesk.webhooks.listeners  # noqa: F401
 import swarmdesk.webhooks.tasks  # noqa: F401

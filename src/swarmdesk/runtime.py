@@ -56,7 +56,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.hooks = EventCommitHooks(self.bus, self.listeners, self.wake_workers)
-        self.channels = ChannelDirectory(channel_registry, self.secretbox, self.http)
+        self.channels = ChannelDirectory(channel_registry, self.secretbox, self.http, base_url=self.settings.base_url)
         self.intake = IntakeBatcher(self)
 
     @asynccontextmanager

@@ -42,6 +42,9 @@ class InboundMessage:
     attachments: list[InboundAttachment] = field(default_factory=list)
     sent_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # Sent by a machine (an out-of-office reply): joins the conversation it answers, never starts
+    # or reopens one, so two auto-responders cannot keep a loop going.
+    automatic: bool = False
 
 
 @dataclass(slots=True)
@@ -112,6 +115,13 @@ class OutboundMessage:
     created_at: datetime
     # Stable across retries, so the receiving side can deduplicate.
     idempotency_key: str
+    subject: str = ""
+    # The conversation's reply token, for channels that address conversations (see Capabilities).
+    reply_token: str | None = None
+    # External ids of the conversation's earlier messages on this inbox, oldest first, and the one
+    # this reply answers (the customer's latest): an email's References and In-Reply-To.
+    thread_refs: list[str] = field(default_factory=list)
+    in_reply_to: str | None = None
 
 
 @dataclass(slots=True)
@@ -130,6 +140,9 @@ class Capabilities:
     # addresses the contact itself, as the API channel does). A ``handle`` must be scoped to the
     # inbox; email and phone are account-wide.
     recipient_kinds: tuple[IdentityKind, ...] = (IdentityKind.handle,)
+    # The channel addresses a conversation with its reply token (support+<token>@…): the delivery
+    # job creates the token before the first reply goes out.
+    uses_reply_token: bool = False
 
     def refusal(self, *, chars: int, last_incoming_at: datetime | None, now: datetime) -> Refusal | None:
         """Why an agent's reply of ``chars`` characters cannot go out on this channel now, or None."""
@@ -174,6 +187,8 @@ class AdapterContext:
     account_id: int
     http: OutboundHttp
     outbound_allowlist: frozenset[str]
+    # This inbox's public webhook address (where vendors send deliveries and status reports).
+    webhook_url: str = ""
 
 
 class ChannelAdapter(ABC):

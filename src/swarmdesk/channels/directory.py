@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from swarmdesk.accounts.models import Account
-from swarmdesk.channels.base import AdapterContext, ChannelAdapter
+from swarmdesk.channels.base import AdapterContext, Capabilities, ChannelAdapter
 from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.registry import ChannelRegistry
 from swarmdesk.conversations.linking import JoinPolicy
@@ -32,7 +32,9 @@ class ActiveInbox:
 
 
 class ChannelDirectory:
-    def __init__(self, registry: ChannelRegistry, box: SecretBox, http: OutboundHttp, ttl: float = 5.0) -> None:
+    def __init__(self, registry: ChannelRegistry, box: SecretBox, http: OutboundHttp, ttl: float = 5.0,
+                 base_url: str = "") -> None:
+        self._base_url = base_url.rstrip("/")
         self._registry = registry
         self._box = box
         self._http = http
@@ -45,11 +47,15 @@ class ChannelDirectory:
     def clear(self) -> None:
         self._by_key.clear()
 
+    def capabilities(self, inbox: Inbox) -> Capabilities:
+        return self._registry.adapter_class(inbox.channel_kind).capabilities
+
     def build(self, inbox: Inbox, allowlist: frozenset[str]) -> ChannelAdapter:
         cls = self._registry.adapter_class(inbox.channel_kind)
         config = cls.config_model.model_validate_json(self._box.decrypt(inbox.config_encrypted))
         return cls(config, AdapterContext(inbox_id=inbox.id, account_id=inbox.account_id, http=self._http,
-                                          outbound_allowlist=allowlist))
+                                          outbound_allowlist=allowlist,
+                                          webhook_url=f"{self._base_url}/api/v1/inboxes/{inbox.public_key}/webhook"))
 
     async def active(self, sessionmaker: async_sessionmaker[AsyncSession], public_key: str) -> ActiveInbox | None:
         cached = self._by_key.get(public_key)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from swarmdesk.core.models import AccountScoped, Base, BigId, IdMixin, Timestamps
@@ -38,3 +38,22 @@ class InboundReceipt(IdMixin, AccountScoped, Base):
     body_sha256: Mapped[str] = mapped_column(String(64))
     message_id: Mapped[int | None] = mapped_column(BigId, default=None)
     received_at: Mapped[datetime] = mapped_column()
+
+
+class InboundQuarantine(IdMixin, AccountScoped, Base):
+    """What a channel delivered that could not become a message (an unparseable mail, a bounce for
+    a message we do not know): kept with its raw bytes and a reason an admin can read, never dropped."""
+
+    __tablename__ = "inbound_quarantine"
+    __table_args__ = (Index("ix_inbound_quarantine_inbox", "inbox_id", "id"),
+                      UniqueConstraint("inbox_id", "content_sha256"))
+    inbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("inboxes.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(1000))
+    source: Mapped[str] = mapped_column(String(40))  # imap, lmtp, upload
+    # The raw bytes in the attachment store, under a server-generated key.
+    storage_key: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column()
+    # Idempotency: the same bytes quarantined twice (an IMAP re-fetch after a crash) are one record.
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    released_at: Mapped[datetime | None] = mapped_column(default=None)

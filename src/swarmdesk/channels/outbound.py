@@ -3,6 +3,7 @@ the message id as idempotency key so the receiving side can drop duplicates."""
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from swarmdesk.contacts.identity import handle_scope
 from swarmdesk.contacts.models import Contact, ContactIdentity
 from swarmdesk.conversations import actions as conversations_actions
 from swarmdesk.conversations.actions import DELIVER_JOB
-from swarmdesk.conversations.models import Attachment, Conversation, DeliveryStatus, Message
+from swarmdesk.conversations.models import Attachment, Conversation, DeliveryStatus, Direction, Message
 from swarmdesk.core.storage import AttachmentStore
 from swarmdesk.jobs.registry import JobContext, PermanentFailure, jobs
 
@@ -42,7 +43,16 @@ async def deliver_message(runtime: Runtime, payload: dict[str, Any], ctx: JobCon
         identities = (await s.scalars(select(ContactIdentity).where(
             ContactIdentity.contact_id == conversation.contact_id))).all()
         attachment_rows = (await s.scalars(select(Attachment).where(Attachment.message_id == message.id))).all()
+        earlier = (await s.execute(
+            select(Message.external_id, Message.direction).where(
+                Message.conversation_id == conversation.id, Message.inbox_id == inbox.id, Message.id < message.id,
+                Message.external_id.is_not(None)).order_by(Message.id))).all()
+        if runtime.channels.capabilities(inbox).uses_reply_token and conversation.reply_token is None:
+            conversation.reply_token = secrets.token_hex(16)
+            await uow.commit()
     assert contact is not None
+    thread_refs = [ext for ext, _ in earlier if ext]
+    in_reply_to = next((ext for ext, direction in reversed(earlier) if direction == Direction.incoming), None)
     if message.delivery_status == DeliveryStatus.failed:
         await _record(runtime, message.id, DeliveryStatus.pending, None, None)  # agents see it is being retried
     handles = {str(i.kind): i.value for i in identities if i.scope in ("", handle_scope(inbox.id))}
@@ -54,7 +64,8 @@ async def deliver_message(runtime: Runtime, payload: dict[str, Any], ctx: JobCon
             recipient=Recipient(contact_id=contact.id, name=contact.name, handles=handles),
             attachments=[OutboundAttachment(a.filename, a.content_type, await store.read(a.storage_key))
                          for a in attachment_rows],
-            created_at=message.created_at, idempotency_key=f"msg_{message.id}")
+            created_at=message.created_at, idempotency_key=f"msg_{message.id}", subject=conversation.subject,
+            reply_token=conversation.reply_token, thread_refs=thread_refs, in_reply_to=in_reply_to)
         adapter = runtime.channels.build(inbox, outbound_allowlist(account))
         result = await adapter.send(outbound)
     except PermanentFailure as exc:

@@ -31,7 +31,8 @@ class ChannelRegistry:
             return self.adapter_class(kind).config_model.model_validate(raw)
         except ValidationError as exc:
             raise ValidationFailed(f"invalid {kind} channel config",
-                                   extra={"errors": exc.errors(include_url=False, include_context=False)}) from exc
+                                   extra={"errors": exc.errors(include_url=False, include_context=False,
+                                                               include_input=False)}) from exc
 
 
 channels = ChannelRegistry()

@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from swarmdesk.accounts.models import Account
 from swarmdesk.channels.base import ChannelConfig
 from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.registry import channels
@@ -35,3 +36,8 @@ def inbox_out(inbox: Inbox, box: SecretBox, base_url: str) -> InboxOut:
                     webhook_url=f"{base_url.rstrip('/')}/api/v1/inboxes/{inbox.public_key}/webhook", config=public,
                     secrets_set=sorted(f for f in secret_fields if getattr(config, f, None)),
                     settings=inbox.settings or {}, is_active=inbox.is_active, created_at=inbox.created_at)
+
+
+async def account_settings(session: AsyncSession, account_id: int) -> dict:
+    account = await session.get(Account, account_id)
+    return dict(account.settings or {}) if account is not None else {}

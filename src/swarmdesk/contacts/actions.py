@@ -1,4 +1,5 @@
-"""Changes to customers: creation, identity resolution, customer sessions."""
+"""Changes to customers: creation, identity resolution, customer sessions, merge suggestions,
+merges and their undoing."""
 
 from __future__ import annotations
 
@@ -6,31 +7,61 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from swarmdesk.accounts import service as accounts_service
 from swarmdesk.auth.principals import StaffPrincipal
 from swarmdesk.channels.models import Inbox
-from swarmdesk.contacts import service
+from swarmdesk.contacts import matching, service
 from swarmdesk.contacts.identity import IdentityClaim
-from swarmdesk.contacts.models import Contact, CustomerSession, IdentityKind, Organization
+from swarmdesk.contacts.models import (
+    Contact,
+    ContactIdentity,
+    ContactMerge,
+    ContactMergeSuggestion,
+    CustomerSession,
+    IdentityKind,
+    Organization,
+    SuggestionStatus,
+)
 from swarmdesk.contacts.schemas import (
     ContactCreate,
     ContactOut,
     ContactUpdate,
     CustomerSessionCreate,
+    MergeMoved,
     OrganizationCreate,
 )
 from swarmdesk.conversations import audience
+from swarmdesk.conversations import service as conversations_service
+from swarmdesk.conversations.models import Conversation, SenderType
 from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import UnitOfWork
-from swarmdesk.core.errors import Conflict, ValidationFailed
+from swarmdesk.core.errors import Conflict, NotFound, ValidationFailed
 from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, new_token, token_digest
-from swarmdesk.events.types import ContactCreated, ContactUpdated
+from swarmdesk.events.types import ContactCreated, ContactUpdated, ConversationUpdated
+from swarmdesk.jobs import service as jobs_service
 
 
 def _publish_created(uow: UnitOfWork, contact: Contact) -> None:
     uow.publish(ContactCreated(account_id=contact.account_id, audience=audience.account_staff(),
                                contact=ContactOut.model_validate(contact)))
+
+
+def _publish_updated(uow: UnitOfWork, contact: Contact) -> None:
+    uow.publish(ContactUpdated(account_id=contact.account_id, audience=audience.account_staff(),
+                               contact=ContactOut.model_validate(contact)))
+
+
+def _suggest_later(uow: UnitOfWork, contact: Contact) -> None:
+    """Matching runs in a job: the caller's transaction only adds one row (and none when no rule
+    could find anything for the contact)."""
+    if matching.has_evidence(contact):
+        jobs_service.enqueue(uow.session, matching.SUGGEST_JOB, {"contact_id": contact.id},
+                             account_id=contact.account_id)
 
 
 @dataclass(slots=True)
@@ -79,6 +110,7 @@ async def resolve_sender(uow: UnitOfWork, account_id: int, claims: Sequence[Iden
     # Flushed now so a later delivery in the same group commit from this sender finds them.
     await session.flush()
     _publish_created(uow, contact)
+    _suggest_later(uow, contact)
     return Sender(contact, None, created=True)
 
 
@@ -107,13 +139,20 @@ async def do_create_contact(uow: UnitOfWork, principal: StaffPrincipal, payload:
     for claim in claims:
         service.add_identity(uow.session, contact, claim)
     _publish_created(uow, contact)
+    _suggest_later(uow, contact)
     await uow.commit()
     return contact
 
 
 async def do_update_contact(uow: UnitOfWork, principal: StaffPrincipal, contact: Contact,
                             payload: ContactUpdate) -> Contact:
+    if contact.merged_into_id is not None:
+        # Its identities live on the survivor now; an identifier added here would route messages
+        # to a contact nobody sees in the list.
+        raise Conflict(f"contact {contact.id} was merged into contact {contact.merged_into_id}; change that one",
+                       extra={"merged_into_id": contact.merged_into_id})
     fields = payload.model_fields_set
+    before = _matched_fields(contact)
     if "organization_id" in fields:
         await _check_organization(uow, principal.account_id, payload.organization_id)
     for name in ("name", "email", "phone", "organization_id"):
@@ -131,10 +170,15 @@ async def do_update_contact(uow: UnitOfWork, principal: StaffPrincipal, contact:
             if not taken:
                 service.add_identity(uow.session, contact, claim)
     contact.updated_at = utcnow()
-    uow.publish(ContactUpdated(account_id=contact.account_id, audience=audience.account_staff(),
-                               contact=ContactOut.model_validate(contact)))
+    _publish_updated(uow, contact)
+    if _matched_fields(contact) != before:
+        _suggest_later(uow, contact)
     await uow.commit()
     return contact
+
+
+def _matched_fields(contact: Contact) -> tuple[object, ...]:
+    return contact.name, contact.email, contact.phone, contact.organization_id
 
 
 async def do_create_organization(uow: UnitOfWork, principal: StaffPrincipal, payload: OrganizationCreate) -> Organization:
@@ -162,3 +206,240 @@ async def do_start_customer_session(uow: UnitOfWork, inbox: Inbox, payload: Cust
     uow.session.add(cs)
     await uow.commit()
     return cs, token
+
+
+# --- merge suggestions, merges, undo -------------------------------------------------------------
+
+PROFILE_FIELDS = ("name", "email", "phone", "organization_id")
+
+
+async def do_suggest_merges(uow: UnitOfWork, contact_id: int) -> None:
+    """Store the suggestions the evidence supports for one contact. Idempotent: a pair has one row;
+    an open suggestion is rescored (or removed when its evidence is gone); an accepted or dismissed
+    one is an agent's decision and never reopened. Publishes nothing (no event type for it yet)."""
+    session = uow.session
+    contact = await session.get(Contact, contact_id)
+    if contact is None or contact.merged_into_id is not None:
+        return
+    matches = {(m.contact_id, m.candidate_id): m for m in await matching.find_matches(session, contact)}
+    existing = {(s.contact_id, s.candidate_id): s for s in await service.suggestions_involving(session, contact.id)}
+    new: list[dict[str, object]] = []
+    for pair, m in matches.items():
+        suggestion = existing.get(pair)
+        if suggestion is None:
+            if m.score >= matching.THRESHOLD:
+                new.append({"account_id": contact.account_id, "contact_id": m.contact_id,
+                            "candidate_id": m.candidate_id, "score": m.score, "reasons": m.reasons,
+                            "status": SuggestionStatus.open, "created_at": utcnow()})
+        elif suggestion.status == SuggestionStatus.open:
+            if m.score < matching.THRESHOLD:
+                await session.delete(suggestion)
+            elif (suggestion.score, suggestion.reasons) != (m.score, m.reasons):
+                suggestion.score, suggestion.reasons = m.score, m.reasons
+    for pair, suggestion in existing.items():
+        if pair not in matches and suggestion.status == SuggestionStatus.open:
+            await session.delete(suggestion)
+    if new:
+        # The jobs of both contacts of a new pair may run at once: the second insert is a no-op.
+        await session.execute(_insert_ignoring_duplicates(session), new)
+    await uow.commit()
+
+
+def _insert_ignoring_duplicates(session: AsyncSession) -> Insert:
+    table = ContactMergeSuggestion.__table__
+    pair = ["contact_id", "candidate_id"]
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=pair)
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=pair)
+
+
+def _decide(suggestion: ContactMergeSuggestion, status: SuggestionStatus, principal: StaffPrincipal) -> None:
+    suggestion.status = status
+    suggestion.decided_at = utcnow()
+    suggestion.decided_by_user_id = principal.user_id
+
+
+async def do_dismiss_suggestion(uow: UnitOfWork, principal: StaffPrincipal,
+                                suggestion: ContactMergeSuggestion) -> ContactMergeSuggestion:
+    if suggestion.status != SuggestionStatus.open:
+        raise Conflict(f"this suggestion was already {suggestion.status}")
+    _decide(suggestion, SuggestionStatus.dismissed, principal)
+    accounts_service.audit(uow.session, principal.account_id, principal.user_id, "contact.merge_dismissed",
+                           "contact", suggestion.contact_id,
+                           {"suggestion_id": suggestion.id, "candidate_id": suggestion.candidate_id})
+    await uow.commit()
+    return suggestion
+
+
+async def do_accept_suggestion(uow: UnitOfWork, principal: StaffPrincipal, suggestion: ContactMergeSuggestion,
+                               survivor_id: int | None = None) -> ContactMerge:
+    """Merge the suggestion's two contacts: into the older one, unless the agent picks the other."""
+    if suggestion.status != SuggestionStatus.open:
+        raise Conflict(f"this suggestion was already {suggestion.status}")
+    pair = (suggestion.contact_id, suggestion.candidate_id)
+    if survivor_id is not None and survivor_id not in pair:
+        raise ValidationFailed(f"survivor_id must be one of the suggestion's contacts, {pair[1]} or {pair[0]}")
+    found = await service.lock_contacts(uow.session, principal.account_id, pair)
+    if len(found) != 2:
+        raise NotFound("one of the suggestion's contacts no longer exists")
+    a, b = found[pair[0]], found[pair[1]]
+    if survivor_id is None:
+        survivor = min((a, b), key=lambda c: (c.created_at, c.id))
+    else:
+        survivor = found[survivor_id]
+    merged = b if survivor is a else a
+    return await do_merge_contacts(uow, principal, survivor, merged, suggestion)
+
+
+async def do_merge_contacts(uow: UnitOfWork, principal: StaffPrincipal, survivor: Contact, merged: Contact,
+                            suggestion: ContactMergeSuggestion | None = None) -> ContactMerge:
+    """``merged`` becomes part of ``survivor``: its identities (so its channels' next messages land on
+    the survivor) and its conversations move; the survivor's blank profile fields and missing
+    custom attributes are filled from it; ``merged`` stays, marked ``merged_into_id``.
+
+    Customer sessions do not move: a widget visitor's session (an unauthenticated credential, bound
+    to the contact it was issued for) must never gain the survivor's history. The merged contact's
+    sessions keep working and see none of the moved conversations.
+
+    Everything moved or changed is recorded on the ContactMerge, which is what its undo reverses."""
+    if survivor.account_id != principal.account_id or merged.account_id != principal.account_id:
+        raise NotFound("contact not found")
+    if survivor.id == merged.id:
+        raise ValidationFailed("a contact cannot be merged into itself")
+    session, now = uow.session, utcnow()
+    locked = await service.lock_contacts(session, principal.account_id, (survivor.id, merged.id))
+    if len(locked) != 2:
+        raise NotFound("contact not found")
+    survivor, merged = locked[survivor.id], locked[merged.id]
+    for c in (merged, survivor):
+        if c.merged_into_id is not None:
+            raise Conflict(f"contact {c.id} was already merged into contact {c.merged_into_id}",
+                           extra={"contact_id": c.id, "merged_into_id": c.merged_into_id})
+    if suggestion is not None:
+        await session.refresh(suggestion, with_for_update=True)
+        if suggestion.status != SuggestionStatus.open:
+            raise Conflict(f"this suggestion was already {suggestion.status}")
+
+    moved = MergeMoved()
+    for name in PROFILE_FIELDS:
+        mine, theirs = getattr(survivor, name), getattr(merged, name)
+        if not mine and theirs:
+            moved.survivor_before[name], moved.survivor_filled[name] = mine, theirs
+            setattr(survivor, name, theirs)
+    attributes = dict(survivor.custom_attributes or {})
+    moved.attributes_added = {k: v for k, v in (merged.custom_attributes or {}).items() if k not in attributes}
+    if moved.attributes_added:
+        survivor.custom_attributes = {**attributes, **moved.attributes_added}
+    identities = await service.identities_of(session, merged.id)
+    for identity in identities:
+        identity.contact_id = survivor.id
+    moved.identity_ids = [i.id for i in identities]
+    conversations = await service.conversations_of(session, principal.account_id, merged.id)
+    moved.conversation_ids = [c.id for c in conversations]
+    pair = (max(survivor.id, merged.id), min(survivor.id, merged.id))
+    for s in await service.suggestions_involving(session, merged.id, SuggestionStatus.open):
+        if (s.contact_id, s.candidate_id) == pair:
+            _decide(s, SuggestionStatus.accepted, principal)
+        else:  # the merged contact is no candidate for anyone any more; undo reopens these
+            _decide(s, SuggestionStatus.dismissed, principal)
+            moved.dismissed_suggestion_ids.append(s.id)
+    merged.merged_into_id = survivor.id
+    survivor.updated_at = merged.updated_at = now
+    record = ContactMerge(account_id=principal.account_id, survivor_id=survivor.id, merged_id=merged.id,
+                          actor_user_id=principal.user_id, moved=moved.model_dump(mode="json"), created_at=now)
+    session.add(record)
+    await session.flush()
+    data = {"from_contact_id": merged.id, "to_contact_id": survivor.id, "merge_id": record.id}
+    for conversation in conversations:
+        conversation.contact_id = survivor.id
+        conversation.updated_at = now
+        conversations_service.add_activity(session, conversation, SenderType.user, principal.user_id,
+                                           "contact_merged", data)
+    accounts_service.audit(session, principal.account_id, principal.user_id, "contact.merged", "contact",
+                           survivor.id, {"merge_id": record.id, "merged_id": merged.id,
+                                         "suggestion_id": suggestion.id if suggestion else None,
+                                         "identity_ids": moved.identity_ids,
+                                         "conversation_ids": moved.conversation_ids})
+    await _publish_merge(uow, survivor, merged, conversations)
+    _suggest_later(uow, survivor)  # it has the merged contact's identifiers now
+    await uow.commit()
+    return record
+
+
+async def do_undo_merge(uow: UnitOfWork, principal: StaffPrincipal, merge: ContactMerge) -> ContactMerge:
+    """Put back what the merge moved, where it is still as the merge left it: identities and
+    conversations recorded on the merge that still belong to the survivor go back (a conversation
+    or identity the survivor gained since stays), profile fields and attributes the merge filled are
+    restored unless someone changed them since."""
+    session, now = uow.session, utcnow()
+    merge = await service.lock_merge(session, merge)
+    if merge.undone_at is not None:
+        raise Conflict(f"merge {merge.id} was already undone")
+    locked = await service.lock_contacts(session, merge.account_id, (merge.survivor_id, merge.merged_id))
+    survivor, merged = locked[merge.survivor_id], locked[merge.merged_id]
+    if survivor.merged_into_id is not None:
+        raise Conflict(f"contact {survivor.id}, this merge's survivor, was itself merged into contact "
+                       f"{survivor.merged_into_id} since; undo that merge first",
+                       extra={"merged_into_id": survivor.merged_into_id})
+    if merged.merged_into_id != survivor.id:
+        raise Conflict(f"contact {merged.id} is no longer merged into contact {survivor.id}")
+    moved = MergeMoved.model_validate(merge.moved)
+
+    identities = list((await session.scalars(select(ContactIdentity).where(
+        ContactIdentity.id.in_(moved.identity_ids), ContactIdentity.contact_id == survivor.id))).all())
+    for identity in identities:
+        identity.contact_id = merged.id
+    conversations = list((await session.scalars(select(Conversation).where(
+        Conversation.id.in_(moved.conversation_ids), Conversation.contact_id == survivor.id)
+        .order_by(Conversation.id))).all())
+    for name, filled in moved.survivor_filled.items():
+        if getattr(survivor, name) == filled:
+            setattr(survivor, name, moved.survivor_before.get(name))
+    attributes = dict(survivor.custom_attributes or {})
+    for key, value in moved.attributes_added.items():
+        if key in attributes and attributes[key] == value:
+            del attributes[key]
+    survivor.custom_attributes = attributes
+    merged.merged_into_id = None
+    survivor.updated_at = merged.updated_at = now
+    merge.undone_at, merge.undone_by_user_id = now, principal.user_id
+
+    # The agent says these two are different people: the pair's suggestion is dismissed; those the
+    # merge dismissed only because the contact disappeared are open again (if the other is still here).
+    pair = await service.get_pair_suggestion(session, survivor.id, merged.id)
+    if pair is not None and pair.status == SuggestionStatus.accepted:
+        _decide(pair, SuggestionStatus.dismissed, principal)
+    if moved.dismissed_suggestion_ids:
+        for s in (await session.scalars(select(ContactMergeSuggestion).where(
+                ContactMergeSuggestion.id.in_(moved.dismissed_suggestion_ids),
+                ContactMergeSuggestion.status == SuggestionStatus.dismissed))).all():
+            other = await session.get(Contact, s.candidate_id if s.contact_id == merged.id else s.contact_id)
+            if other is not None and other.merged_into_id is None:
+                s.status, s.decided_at, s.decided_by_user_id = SuggestionStatus.open, None, None
+
+    data = {"from_contact_id": survivor.id, "to_contact_id": merged.id, "merge_id": merge.id}
+    for conversation in conversations:
+        conversation.contact_id = merged.id
+        conversation.updated_at = now
+        conversations_service.add_activity(session, conversation, SenderType.user, principal.user_id,
+                                           "contact_unmerged", data)
+    accounts_service.audit(session, principal.account_id, principal.user_id, "contact.merge_undone", "contact",
+                           survivor.id, {"merge_id": merge.id, "merged_id": merged.id,
+                                         "identity_ids": [i.id for i in identities],
+                                         "conversation_ids": [c.id for c in conversations]})
+    await _publish_merge(uow, survivor, merged, conversations)
+    await uow.commit()
+    return merge
+
+
+async def _publish_merge(uow: UnitOfWork, survivor: Contact, merged: Contact,
+                         conversations: list[Conversation]) -> None:
+    """Both contacts changed; each moved conversation now shows another contact. Staff only: the
+    customers' own widgets get no event (neither contact's sessions gain or keep anything to show)."""
+    _publish_updated(uow, survivor)
+    _publish_updated(uow, merged)
+    for conversation, out in zip(conversations, await conversations_service.conversations_out(
+            uow.session, conversations), strict=True):
+        uow.publish(ConversationUpdated(account_id=conversation.account_id,
+                                        audience=audience.conversation_staff(conversation),
+                                        conversation=out, changed=["contact"]))

@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from swarmdesk.core.models import AccountScoped, Base, BigId, IdMixin, Timestamps
@@ -33,6 +33,9 @@ class Contact(IdMixin, AccountScoped, Timestamps, Base):
         BigId, ForeignKey("organizations.id", ondelete="SET NULL"), default=None, index=True)
     custom_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set when an agent merged this contact into another (the survivor); undoing the merge clears it.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("contacts.id", ondelete="SET NULL"), default=None, index=True)
 
 
 class ContactIdentity(IdMixin, AccountScoped, Base):
@@ -56,3 +59,50 @@ class CustomerSession(IdMixin, AccountScoped, Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class SuggestionStatus(enum.StrEnum):
+    open = "open"
+    accepted = "accepted"  # an agent merged the two contacts
+    dismissed = "dismissed"  # an agent said they are different people (or one was merged elsewhere)
+
+
+class ContactMergeSuggestion(IdMixin, AccountScoped, Base):
+    """Two contacts that are probably one person, on evidence too weak to join them automatically.
+
+    One row per pair, whichever contact the evidence was found from: ``contact_id`` is the newer
+    contact, ``candidate_id`` the older one (the default survivor when an agent accepts)."""
+
+    __tablename__ = "contact_merge_suggestions"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "candidate_id"),
+        Index("ix_contact_merge_suggestions_queue", "account_id", "status", "score", "id"),
+    )
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
+    candidate_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    score: Mapped[float] = mapped_column()  # 0..1, combined from the reasons' weights
+    reasons: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[SuggestionStatus] = mapped_column(Enum(SuggestionStatus, native_enum=False, length=20),
+                                                     default=SuggestionStatus.open)
+    created_at: Mapped[datetime] = mapped_column()
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by_user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+
+class ContactMerge(IdMixin, AccountScoped, Base):
+    """One merge of ``merged`` into ``survivor``, with exactly what it moved and changed, so that it
+    can be undone without touching what happened to either contact since."""
+
+    __tablename__ = "contact_merges"
+    survivor_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    merged_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"),
+                                                      default=None)
+    # identity_ids, conversation_ids, survivor_before / survivor_filled (profile fields the merge
+    # filled in, before and after), attributes_added, dismissed_suggestion_ids.
+    moved: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column()
+    undone_at: Mapped[datetime | None] = mapped_column(default=None)
+    undone_by_user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), default=None)

@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from swarmdesk.contacts.identity import Email, Phone
-from swarmdesk.contacts.models import IdentityKind
+from swarmdesk.contacts.models import IdentityKind, SuggestionStatus
 from swarmdesk.core.schemas import CustomAttributes, In, Out
 
 
@@ -29,6 +29,8 @@ class ContactOut(Out):
     created_at: datetime
     updated_at: datetime
     last_seen_at: datetime | None
+    merged_into_id: int | None = Field(
+        default=None, description="set when this contact was merged into another (the survivor)")
 
 
 class ContactDetailOut(ContactOut):
@@ -77,3 +79,58 @@ class CustomerSessionOut(BaseModel):
     token: str
     contact_id: int
     expires_at: datetime
+
+
+# --- merges ---------------------------------------------------------------------------------------
+
+class ContactSummary(Out):
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+    organization_id: int | None
+    created_at: datetime
+    merged_into_id: int | None
+
+
+class MergeSuggestionOut(BaseModel):
+    id: int
+    contact: ContactSummary = Field(description="the newer of the two contacts")
+    candidate: ContactSummary = Field(description="the older one: the survivor unless the agent picks the other")
+    score: float = Field(ge=0, le=1, description="combined confidence that they are one person")
+    reasons: list[str]
+    status: SuggestionStatus
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by_user_id: int | None
+
+
+class SuggestionAccept(In):
+    survivor_id: int | None = Field(default=None, description="one of the two contacts; the older one if omitted")
+
+
+class ContactMergeCreate(In):
+    other_contact_id: int = Field(description="the contact merged into the one in the path")
+
+
+class MergeMoved(BaseModel):
+    """What a merge moved and changed, exactly: its undo puts back what is still as the merge left it."""
+
+    identity_ids: list[int] = Field(default_factory=list)
+    conversation_ids: list[int] = Field(default_factory=list)
+    survivor_before: dict[str, Any] = Field(default_factory=dict,
+                                            description="the survivor's profile fields the merge filled, as they were")
+    survivor_filled: dict[str, Any] = Field(default_factory=dict, description="the values the merge filled them with")
+    attributes_added: dict[str, Any] = Field(default_factory=dict)
+    dismissed_suggestion_ids: list[int] = Field(default_factory=list)
+
+
+class ContactMergeOut(Out):
+    id: int
+    survivor_id: int
+    merged_id: int
+    actor_user_id: int | None
+    moved: MergeMoved
+    created_at: datetime
+    undone_at: datetime | None
+    undone_by_user_id: int | None

@@ -82,18 +82,24 @@ def _merge(a: Audience, b: Audience) -> Audience:
                     contact_ids=tuple(sorted(set(a.contact_ids) | set(b.contact_ids))))
 
 
+_INSERT_ATTACHMENT = insert(Attachment.__table__).returning(Attachment.__table__.c.id)
+
+
 async def _store_attachments(uow: UnitOfWork, store: AttachmentStore, message: Message,
                              files: list[InboundAttachment]) -> list[Attachment]:
+    """Files on disk, rows by plain INSERT … RETURNING (every mail carries at least its original)."""
     stored = []
+    now = utcnow()
     for f in files:
         saved = await store.put(f.data)
         attachment = Attachment(account_id=message.account_id, message_id=message.id,
                                 filename=safe_filename(f.filename), content_type=safe_content_type(f.content_type),
-                                size=saved.size, storage_key=saved.key, created_at=utcnow())
-        uow.session.add(attachment)
+                                size=saved.size, storage_key=saved.key, created_at=now)
+        attachment.id = (await uow.session.execute(_INSERT_ATTACHMENT, {
+            "account_id": attachment.account_id, "message_id": attachment.message_id, "filename": attachment.filename,
+            "content_type": attachment.content_type, "size": attachment.size, "storage_key": attachment.storage_key,
+            "created_at": now})).scalar_one()
         stored.append(attachment)
-    if stored:
-        await uow.session.flush()  # events carry the attachments' ids
     return stored
 
 
@@ -127,6 +133,9 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
         conversation, link = await linking.find_conversation(session, inbox, contact, inbound,
                                                              policy=policy or JoinPolicy(), matched=matched,
                                                              new_contact=new_contact)
+    if inbound.automatic and (conversation is None or link.reason == LinkReason.new):
+        raise linking.NoConversationForAutomaticMessage(
+            "an automatic reply (out of office, auto-responder) that answers no conversation of its sender")
     created = conversation is None
     if conversation is None:
         conversation = Conversation(
@@ -139,7 +148,7 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
         service.add_activity(session, conversation, SenderType.contact, contact.id, "created",
                              {"inbox_id": inbox.id, "channel": inbox.channel_kind})
     previous_status = conversation.status
-    if previous_status != ConversationStatus.open:
+    if previous_status != ConversationStatus.open and not inbound.automatic:
         _set_status(conversation, ConversationStatus.open, now)
         service.add_activity(session, conversation, SenderType.contact, contact.id, "status_changed",
                              {"from": str(previous_status), "to": "open", "reason": "customer replied"})
@@ -158,8 +167,9 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
     attachments = await _store_attachments(uow, store, message, inbound.attachments)
 
     conversation.last_activity_at = now
-    conversation.last_customer_message_at = now
-    conversation.waiting_since = conversation.waiting_since or now
+    if not inbound.automatic:  # an auto-reply is not the customer waiting on us
+        conversation.last_customer_message_at = now
+        conversation.waiting_since = conversation.waiting_since or now
     conversation.message_count += 1
     conversation.updated_at = now
 

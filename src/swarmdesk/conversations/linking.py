@@ -53,6 +53,10 @@ class JoinPolicy:
             return cls()
 
 
+class NoConversationForAutomaticMessage(Conflict):
+    """An automatic message (an out-of-office reply) that answers no conversation of its sender."""
+
+
 class LinkReason(enum.StrEnum):
     thread = "thread"  # the channel's own thread (email headers, an API conversation key)
     reply_token = "reply_token"  # the per-conversation reply address
@@ -94,13 +98,15 @@ _RECENT_ANY_CHANNEL = (
     .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(1))
 
 
-async def _by_thread_refs(session: AsyncSession, account_id: int, refs: list[str]) -> Conversation | None:
-    """The conversation of the newest of our messages that ``refs`` names (In-Reply-To first)."""
+async def _by_thread_refs(session: AsyncSession, inbox_id: int, refs: list[str]) -> Conversation | None:
+    """The conversation of the nearest of this inbox's messages that ``refs`` names (In-Reply-To
+    first). Looked up in the message's own inbox, through the (inbox_id, external_id) index: a
+    reply comes back to the address the message it answers was sent from."""
     if not refs:
         return None
     rows = (await session.execute(
         select(Message.external_id, Message.conversation_id)
-        .where(Message.account_id == account_id, Message.external_id.in_(refs[:50])))).all()
+        .where(Message.inbox_id == inbox_id, Message.external_id.in_(refs[:50])))).all()
     by_ref = {ext: conv_id for ext, conv_id in rows}
     for ref in refs:
         if ref in by_ref:
@@ -122,6 +128,12 @@ async def find_conversation(session: AsyncSession, inbox: Inbox, contact: Contac
                 raise Conflict("that conversation is closed; send without conversation_key or with a new one")
             return conversation, Link(LinkReason.thread, "the channel's conversation key names this conversation")
         return None, Link(LinkReason.new, "a new conversation key from the channel")
+    if inbound.thread_refs:
+        conversation = await _by_thread_refs(session, inbox.id, inbound.thread_refs)
+        if conversation is not None and conversation.status != ConversationStatus.closed:
+            if conversation.contact_id == contact.id:
+                return conversation, Link(LinkReason.thread, "a reply to a message in this conversation")
+            related = related or conversation.id
     if inbound.reply_token:
         conversation = await session.scalar(select(Conversation).where(
             Conversation.account_id == inbox.account_id, Conversation.reply_token == inbound.reply_token))
@@ -130,12 +142,6 @@ async def find_conversation(session: AsyncSession, inbox: Inbox, contact: Contac
                 return conversation, Link(LinkReason.reply_token,
                                           "sent to this conversation's own reply address")
             related = conversation.id
-    if inbound.thread_refs:
-        conversation = await _by_thread_refs(session, inbox.account_id, inbound.thread_refs)
-        if conversation is not None and conversation.status != ConversationStatus.closed:
-            if conversation.contact_id == contact.id:
-                return conversation, Link(LinkReason.thread, "a reply to a message in this conversation")
-            related = related or conversation.id
     if new_contact:
         return None, _new(related, "a new customer")
     same = await service.find_latest_for_contact(session, contact.id, inbox.id)

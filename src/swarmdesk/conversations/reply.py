@@ -37,12 +37,16 @@ def capabilities_of(inbox: Inbox) -> Capabilities:
 
 
 async def default_inbox_id(session: AsyncSession, conversation: Conversation) -> int:
-    """Where the customer last wrote in this conversation (its first inbox if they never did)."""
-    last = await session.scalar(
-        select(Message.inbox_id).where(Message.conversation_id == conversation.id,
-                                       Message.direction == Direction.incoming)
-        .order_by(Message.id.desc()).limit(1))
-    return last or conversation.inbox_id
+    """Where the customer last wrote in this conversation on a channel that can carry a reply (a
+    phone call's inbox cannot); the conversation's first inbox if none."""
+    rows = await session.execute(
+        select(Message.inbox_id, Inbox.channel_kind).join(Inbox, Inbox.id == Message.inbox_id)
+        .where(Message.conversation_id == conversation.id, Message.direction == Direction.incoming)
+        .order_by(Message.id.desc()).limit(50))
+    for inbox_id, kind in rows:
+        if kind in channels.kinds and channels.adapter_class(kind).capabilities.can_send:
+            return inbox_id
+    return conversation.inbox_id
 
 
 async def _reachable_kinds(session: AsyncSession, contact_id: int, inbox: Inbox) -> set[str]:

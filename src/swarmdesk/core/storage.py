@@ -20,6 +20,10 @@ ACTIVE_TYPES = {"text/html", "image/svg+xml", "application/xhtml+xml", "text/xml
 INLINE_SAFE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
+# Files up to this size are written on the event loop's thread; larger ones in a worker thread.
+INLINE_WRITE_BYTES = 256 * 1024
+
+
 @dataclass(slots=True)
 class StoredFile:
     key: str
@@ -71,7 +75,10 @@ class AttachmentStore:
             tmp.write_bytes(data)
             tmp.replace(path)
 
-        await asyncio.to_thread(write)
+        if len(data) <= INLINE_WRITE_BYTES:
+            write()  # a few system calls: cheaper than the hand-off to a thread and back
+        else:
+            await asyncio.to_thread(write)
         return StoredFile(key=key, size=len(data))
 
     async def read(self, key: str) -> bytes:

@@ -94,3 +94,26 @@ class AccessChanged(BaseEvent):
 
     type: Literal["access.changed"] = "access.changed"
     user_id: int
+
+
+# Typing notices (web chat and the agent workspace). Ephemeral: nothing is stored and webhooks are
+# never offered them; a client forgets one after a few seconds unless it is renewed.
+class ConversationTyping(BaseEvent):
+    """Someone is typing in a conversation: staff see the customer and each other."""
+
+    type: Literal["conversation.typing"] = "conversation.typing"
+    conversation_id: int
+    sender_type: Literal["contact", "user"]
+    sender_id: int
+    sender_name: str
+    typing: bool
+    private: bool = False  # an internal note is being written
+
+
+class CustomerTyping(BaseEvent):
+    """An agent is typing a reply the customer will see (never sent for an internal note)."""
+
+    type: Literal["customer.typing"] = "customer.typing"
+    conversation_id: int
+    sender_name: str
+    typing: bool

@@ -17,9 +17,17 @@ target_metadata = config.attributes.get("target_metadata")
 
 def _configure(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True,
+                      render_item=_render_item)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Migrations never import the application: its column types are written as plain SQLAlchemy."""
+    if type_ == "type" and type(obj).__name__ == "UTCDateTime":
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 async def _run_async(url: str) -> None:

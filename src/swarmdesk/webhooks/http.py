@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import socket
 from contextvars import ContextVar
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -149,6 +150,13 @@ MAX_REDIRECTS = 3
 MAX_ANSWER_BYTES = 64 * 1024  # read to reuse the connection; beyond this it is closed instead
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+
+
 class OutboundHttp:
     """Signed POSTs to URLs that tenants choose, so: guarded (above), and bounded as a whole in
     time and size. httpx's timeouts apply per read, so a receiver that drips bytes would hold a
@@ -176,6 +184,33 @@ class OutboundHttp:
             return response
         finally:
             _allowlist.reset(token)
+
+    async def exchange(self, method: str, url: str, *, content: bytes, headers: dict[str, str],
+                       allowlist: frozenset[str] = frozenset()) -> Answer:
+        """One request to a vendor API, keeping the answer's body (up to ``MAX_ANSWER_BYTES``):
+        vendors put the message id and their error text there. Same guard, one deadline for the
+        whole exchange, no redirects (APIs answer, they do not redirect). Raises ``httpx.HTTPError``
+        (``OutboundBlockedError`` for a refused destination)."""
+        request = self._client.build_request(method, url, content=content, headers=headers)
+        token = _allowlist.set(frozenset(h.lower() for h in allowlist))
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.send(request, stream=True)
+                try:
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_ANSWER_BYTES:
+                            break
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            raise httpx.TimeoutException(f"no answer within {self._timeout:g} s", request=request) from exc
+        finally:
+            _allowlist.reset(token)
+        return Answer(response.status_code, response.headers, b"".join(chunks))
 
     async def _send(self, request: httpx.Request, deadline: float) -> httpx.Response:
         try:

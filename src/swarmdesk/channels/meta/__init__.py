@@ -1,0 +1,1 @@
+"""Meta's messaging products: WhatsApp Cloud API (``whatsapp``) and Messenger (``messenger``)."""
