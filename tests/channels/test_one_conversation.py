@@ -4,6 +4,9 @@ can answer on any of them."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from swarmdesk.config import Settings
@@ -70,5 +73,52 @@ async def test_chat_then_email_then_sms_is_one_conversation_with_three_channels(
             assert [f["Body"] for _, _, f in fake.requests] == ["We found it, delivery tomorrow"]
             (sent,) = sink.messages()
             assert sent["To"].endswith("<ana@example.org>") and "Details by mail" in sent.get_payload(decode=True).decode()
+    finally:
+        sink.stop()
+
+
+async def test_a_signed_chat_visitor_then_email_then_sms_is_one_conversation(h: Harness, live) -> None:  # noqa: ANN001
+    """The web chat proper: a logged-in visitor whose email the site signs (identity verification)
+    is the customer the CRM already knows, so their mail and their SMS join the chat's conversation."""
+    ctx = await h.make_account()
+    sink = SmtpSink()
+    sink.start()
+    try:
+        async with FakeTwilio().running() as fake, live_client(live) as http:
+            r = await h.client.post("/api/v1/contacts", headers=ctx.admin.headers,
+                                    json={"name": "Ana Lima", "email": "ana@example.org", "phone": CUSTOMER})
+            assert r.status_code == 201, r.text
+            known = r.json()["id"]
+            r = await h.client.post("/api/v1/inboxes", headers=ctx.admin.headers,
+                                    json={"name": "Website", "channel_kind": "webchat", "config": {}})
+            assert r.status_code == 201, r.text
+            widget = r.json()
+            secret = widget["generated_secrets"]["identity_secret"]
+            email_inbox = await make_email_inbox(h, ctx, smtp=sink)
+            sms = await create_inbox(h, ctx, "twilio_sms", twilio_config(
+                phone_number=SMS_NUMBER, api_base_url=fake.url), name="SMS")
+
+            forged = await http.post(f"/api/v1/inboxes/{widget['public_key']}/widget-sessions", json={
+                "fields": {"name": "Mallory"}, "user_email": "ana@example.org", "user_email_hash": "0" * 64})
+            assert forged.status_code == 401
+            signature = hmac.new(secret.encode(), b"ana@example.org", hashlib.sha256).hexdigest()
+            r = await http.post(f"/api/v1/inboxes/{widget['public_key']}/widget-sessions", json={
+                "fields": {"name": "Ana"}, "user_email": "Ana@Example.org", "user_email_hash": signature})
+            assert r.status_code == 201, r.text
+            assert r.json()["contact_id"] == known
+            visitor = {"authorization": f"Bearer {r.json()['token']}"}
+            r = await http.post("/api/v1/customer/conversations", headers=visitor,
+                                json={"content": "Hi, my parcel is lost"})
+            assert r.status_code == 201, r.text
+            conversation = r.json()["id"]
+
+            by_mail = await upload(h, ctx, email_inbox, mail("ana@example.org", "Lost parcel", "Tracking 123"))
+            r = await Webhook(http, sms["public_key"]).post(sms_payload("Any update?"))
+            assert r.status_code == 200, r.text
+
+            assert by_mail["conversation_ids"] == [conversation]
+            items = await messages(h, ctx, conversation)
+            assert [m["channel"] for m in items] == ["webchat", "email", "twilio_sms"]
+            assert [m["link"]["reason"] for m in items[1:]] == ["open_conversation", "open_conversation"]
     finally:
         sink.stop()

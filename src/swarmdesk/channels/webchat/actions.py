@@ -75,10 +75,21 @@ async def do_start_widget_session(uow: UnitOfWork, inbox: Inbox, config: Webchat
     verified = payload.user_id is not None and payload.user_hash is not None
     if verified and not identity_matches(config.identity_secret, payload.user_id, payload.user_hash):  # type: ignore[arg-type]
         raise NotAuthenticated("user_hash is not the HMAC of user_id with this widget's identity secret")
+    if (payload.user_email is None) != (payload.user_email_hash is None):
+        raise ValidationFailed("user_email and user_email_hash go together: send both or neither")
+    email_signed = payload.user_email is not None and payload.user_email_hash is not None
+    if email_signed and not identity_matches(config.identity_secret, payload.user_email,  # type: ignore[arg-type]
+                                             payload.user_email_hash):  # type: ignore[arg-type]
+        raise NotAuthenticated("user_email_hash is not the HMAC of user_email with this widget's identity secret")
     values = validate_form(config, payload.fields)
     claims = [IdentityClaim(IdentityKind.handle, payload.user_id, handle_scope(inbox.id), verified=True)] \
         if verified and payload.user_id else []
-    if "email" in values:
+    if email_signed and payload.user_email:
+        # Signed by the customer's server: the same person on every channel with this address.
+        claims.append(IdentityClaim(IdentityKind.email, payload.user_email, verified=True))
+        values.setdefault("email", payload.user_email)
+        verified = True
+    if "email" in values and not email_signed:
         claims.append(IdentityClaim(IdentityKind.email, values["email"], verified=False))
     if "phone" in values:
         claims.append(IdentityClaim(IdentityKind.phone, values["phone"], verified=False))

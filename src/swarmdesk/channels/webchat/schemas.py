@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from swarmdesk.contacts.identity import Email
 from swarmdesk.core.schemas import In
 
 
@@ -32,6 +33,12 @@ class WidgetSessionCreate(In):
                                 description="a logged-in visitor's id in your system (needs user_hash)")
     user_hash: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$",
                                   description="hex(HMAC-SHA256(identity_secret, user_id)), computed by your server")
+    user_email: Email | None = Field(default=None, max_length=320,
+                                     description="a logged-in visitor's email (needs user_email_hash)")
+    user_email_hash: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$",
+        description="hex(HMAC-SHA256(identity_secret, user_email in lower case)), computed by your server: the "
+                    "email becomes a verified identity, so the visitor is the same customer on email, SMS…")
 
     @field_validator("fields")
     @classmethod

@@ -6,8 +6,10 @@
   var API = "/api/v1";
   var hash = new URLSearchParams(location.hash.slice(1));
   var identity = { user_id: hash.get("user_id") || "", user_hash: hash.get("user_hash") || "",
-                   email: hash.get("email") || "", name: hash.get("name") || "" };
-  var storeKey = "swarmdesk:" + KEY + ":" + (identity.user_id ? "u:" + identity.user_id : "anon");
+                   email: hash.get("email") || "", email_hash: hash.get("email_hash") || "",
+                   name: hash.get("name") || "" };
+  var storeKey = "swarmdesk:" + KEY + ":" + (identity.user_id ? "u:" + identity.user_id :
+                 identity.email_hash ? "e:" + identity.email : "anon");
   var app = document.getElementById("app");
   var state = { config: null, token: null, email: null, conversationId: null, seen: {}, lastEventId: null,
                 queueId: null, ws: null, sse: null, wsFailures: 0, typingSentAt: 0, typingTimer: null,
@@ -149,6 +151,7 @@
   async function startSession(values) {
     var body = { fields: values };
     if (identity.user_id) { body.user_id = identity.user_id; body.user_hash = identity.user_hash; }
+    if (identity.email && identity.email_hash) { body.user_email = identity.email; body.user_email_hash = identity.email_hash; }
     var s = await api("POST", "/inboxes/" + KEY + "/widget-sessions", body);
     state.token = s.token;
     state.email = s.email;
@@ -157,7 +160,7 @@
   }
 
   function canSkipForm() {
-    if (!identity.user_id) return false;
+    if (!identity.user_id && !identity.email_hash) return false;
     return state.config.fields.every(function (f) {
       return !f.required || (f.name === "name" && identity.name) || (f.name === "email" && identity.email);
     });

@@ -3,8 +3,9 @@
  *   <script src="https://desk.example.com/widget/PUBLIC_KEY.js" async></script>
  *
  * Logged-in visitors: data-user-id, data-user-hash (hex HMAC-SHA256 of the user id with the inbox's
- * identity secret, computed on your server), data-user-email, data-user-name on the tag, or the same
- * as window.SwarmdeskSettings = {user_id, user_hash, email, name} before the tag.
+ * identity secret, computed on your server), data-user-email, data-user-email-hash (the same HMAC of
+ * the lower-case email: the visitor is then the same customer on email, SMS…), data-user-name on the
+ * tag, or the same as window.SwarmdeskSettings = {user_id, user_hash, email, email_hash, name}.
  *
  * The launcher lives in a shadow root (the page's CSS cannot reach it); the chat itself is a frame
  * on the Swarmdesk origin, so the visitor's token never touches the page and the API needs no CORS.
@@ -21,6 +22,7 @@
     user_id: script.getAttribute("data-user-id") || settings.user_id || "",
     user_hash: script.getAttribute("data-user-hash") || settings.user_hash || "",
     email: script.getAttribute("data-user-email") || settings.email || "",
+    email_hash: script.getAttribute("data-user-email-hash") || settings.email_hash || "",
     name: script.getAttribute("data-user-name") || settings.name || ""
   };
   var params = new URLSearchParams();
