@@ -127,6 +127,10 @@ async def main(args: argparse.Namespace) -> dict:
             account, admin = await do_create_account_with_admin(
                 uow, settings, account_name="Bench", email=f"bench-{uuid.uuid4().hex[:6]}@bench.test",
                 name="Bench Admin", password="bench-password-1")
+        async with runtime.uow() as uow:  # Dovecot listens on loopback, which is refused unless allowed
+            row = await uow.session.get(type(account), account.id)
+            row.settings = {**(row.settings or {}), "outbound_allowlist": ["127.0.0.1"]}
+            await uow.commit()
         principal = StaffPrincipal(user_id=admin.id, account_id=account.id, role=Role.admin, name="a",
                                    email=admin.email, team_ids=(), scopes=None, via="session")
         async with runtime.uow() as uow:

@@ -689,3 +689,15 @@ async def test_hostile_attachment_filenames_are_stored_safely_and_served_as_down
         else:
             assert mode in ("attachment", "inline")
             assert not r.headers["content-type"].startswith(("text/html", "image/svg"))
+
+
+async def test_a_webhook_to_an_inbox_kind_without_webhooks_is_404_not_500(h: Harness) -> None:
+    ctx = await h.make_account()
+    r = await h.client.post("/api/v1/inboxes", headers=ctx.admin.headers,
+                            json={"name": "Website", "channel_kind": "webchat", "config": {}})
+    assert r.status_code == 201, r.text
+    key = r.json()["public_key"]
+    r = await h.client.post(f"/api/v1/inboxes/{key}/webhook", content=b'{"x": 1}')
+    assert r.status_code == 404 and "do not accept webhooks" in r.json()["detail"]
+    r = await h.client.get(f"/api/v1/inboxes/{key}/webhook")
+    assert r.status_code == 404

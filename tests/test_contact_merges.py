@@ -498,3 +498,37 @@ async def test_suggestion_accept_options_and_lists(h: Harness) -> None:
     r = await h.client.post(f"/api/v1/contact-merges/{merge['id']}/undo", headers=agent.headers)
     assert r.status_code == 200
     assert {s["id"] for s in await queue(h, agent)} == {s["id"] for s in everything} - {top["id"]}
+
+
+async def test_undo_keeps_a_conversation_the_survivor_wrote_into_after_the_merge(h: Harness) -> None:
+    """Bob merged into Alice by mistake; Alice then wrote into the conversation that came from Bob
+    and an agent answered her there. Undoing must not show Alice's words to Bob."""
+    ctx = await h.make_account()
+    agent = await h.make_user(ctx, "agent")
+    trusted = await h.make_api_inbox(ctx, trust=True)
+    alice = await inbound(h, trusted, "alice", name="Alice", email="alice@example.org")
+    bob = await inbound(h, trusted, "bob", name="Bob", email="bob@example.org")
+    r = await h.client.post(f"{CONTACTS}/{alice['contact_id']}/merge", headers=agent.headers,
+                            json={"other_contact_id": bob["contact_id"]})
+    assert r.status_code == 201, r.text
+    merge = r.json()
+    # Alice writes into Bob's former conversation (by its key); an agent answers her there.
+    mixed_key = "bobs-thread"
+    async with h.runtime.uow() as uow:
+        from swarmdesk.conversations.models import Conversation
+
+        row = await uow.session.get(Conversation, bob["conversation_id"])
+        row.external_key = mixed_key
+        await uow.commit()
+    r = await h.deliver(trusted, inbound_payload(source_id="alice", content="Alice again", conversation_key=mixed_key))
+    assert r.status_code == 200 and r.json()["conversation_id"] == bob["conversation_id"], r.text
+    r = await h.client.post(f"/api/v1/conversations/{bob['conversation_id']}/messages", headers=agent.headers,
+                            json={"content": "Alice, your refund is on its way"})
+    assert r.status_code == 201, r.text
+
+    r = await h.client.post(f"/api/v1/contact-merges/{merge['id']}/undo", headers=agent.headers)
+    assert r.status_code == 200, r.text
+    assert bob["conversation_id"] in await conversation_ids(h, agent, alice["contact_id"])
+    assert await conversation_ids(h, agent, bob["contact_id"]) == []
+    audit = (await h.client.get("/api/v1/audit-log", headers=ctx.admin.headers)).json()["items"][0]
+    assert audit["data"]["kept_with_survivor"] == [bob["conversation_id"]]

@@ -62,7 +62,8 @@ async def _check_people(runtime: Runtime) -> None:
         assert await s.scalar(select(func.count()).select_from(TeamMember)) == 19
         inboxes = (await s.execute(select(Inbox.id, Inbox.name, Inbox.channel_kind))).all()
         assert sorted(name for _, name, _ in inboxes) == ["Help center", "Mobile app", "Partner portal", "Web shop"]
-        assert {kind for *_, kind in inboxes} == {"api"}
+        assert {name: kind for _, name, kind in inboxes} == {
+            "Help center": "email", "Mobile app": "api", "Partner portal": "api", "Web shop": "webchat"}
         assert await s.scalar(select(func.count()).select_from(Organization)) == 24
         assert await s.scalar(select(func.count()).select_from(Contact)) == 2000
 
@@ -89,6 +90,7 @@ async def _check_conversations(runtime: Runtime) -> None:
     now = utcnow()
     async with runtime.sessionmaker() as s:
         conversations = list(await s.scalars(select(Conversation)))
+        kind_of_inbox = dict((await s.execute(select(Inbox.id, Inbox.channel_kind))).all())
         messages: dict[int, list[Message]] = defaultdict(list)
         for m in await s.scalars(select(Message).order_by(Message.id)):
             messages[m.conversation_id].append(m)
@@ -128,7 +130,7 @@ async def _check_conversations(runtime: Runtime) -> None:
         assert c.created_at == msgs[0].created_at <= c.last_activity_at == msgs[-1].created_at <= c.updated_at <= now
         assert contact_created[c.contact_id] <= c.created_at
         for m in msgs:
-            assert m.inbox_id == c.inbox_id and m.channel == "api" and m.content
+            assert m.inbox_id == c.inbox_id and m.channel == kind_of_inbox[c.inbox_id] and m.content
             if m.private:  # internal notes: written by staff, never sent to the customer
                 notes += 1
                 assert (m.direction, m.sender_type, m.delivery_status) == ("outgoing", "user", "not_sent")

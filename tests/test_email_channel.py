@@ -90,6 +90,8 @@ async def make_email_inbox(h: Harness, ctx: AccountCtx, *, imap: dict[str, Any] 
         config["imap"] = imap
     if smtp:
         config["smtp"] = smtp.smtp_config()
+    if imap or smtp:  # the test servers listen on loopback, which outbound connections refuse unless allowed
+        await h.allowlist_loopback(ctx)
     r = await h.client.post("/api/v1/inboxes", headers=ctx.admin.headers,
                             json={"name": "Support mail", "channel_kind": "email", "config": config})
     assert r.status_code == 201, r.text
@@ -274,6 +276,11 @@ async def test_the_same_mail_twice_is_one_message(h: Harness) -> None:
     second = await upload(h, ctx, inbox, b"Received: from relay2\r\n" + raw)  # relayed twice: other bytes
     assert first["outcome"] == "stored" and second["outcome"] == "duplicate"
     assert second["message_ids"] == first["message_ids"]
+    # A different mail reusing the Message-ID (some mailers use a fixed one): kept, not dropped as a duplicate.
+    reused = mail("ana@example.org", "Other subject", "Other text", message_id=re.search(
+        rb"Message-ID: (<[^>]+>)", raw).group(1).decode())  # type: ignore[union-attr]
+    other = await upload(h, ctx, inbox, reused)
+    assert other["outcome"] == "quarantined" and "same Message-ID" in other["reason"]
     no_id = mail("ana@example.org", "No id", "Hash keyed").replace(b"Message-ID:", b"X-Old-Id:")
     a, b = await upload(h, ctx, inbox, no_id), await upload(h, ctx, inbox, no_id)
     assert a["outcome"] == "stored" and b["outcome"] == "duplicate"
@@ -288,7 +295,7 @@ async def test_lmtp_answers_250_only_after_storing(h: Harness) -> None:
         raw = mail("ana@example.org", "Via LMTP", "Delivered directly")
 
         def deliver() -> dict[str, tuple[int, bytes]]:
-            with smtplib.LMTP("127.0.0.1", port) as lmtp:
+            with smtplib.LMTP("127.0.0.1", port, timeout=10) as lmtp:
                 refused = {}
                 try:
                     lmtp.sendmail("ana@example.org", ["nobody@elsewhere.test"], raw)
@@ -301,6 +308,25 @@ async def test_lmtp_answers_250_only_after_storing(h: Harness) -> None:
         async with h.runtime.uow() as uow:
             (msg,) = (await uow.session.scalars(select(Message))).all()
         assert msg.content == "Delivered directly"
+
+        # Two recipients of the same inbox (the reply address and the plain one): one reply each
+        # (RFC 2033), one message stored.
+        second = mail("ana@example.org", "Two addresses", "Once please")
+
+        def deliver_twice() -> dict:
+            with smtplib.LMTP("127.0.0.1", port, timeout=10) as lmtp:
+                lmtp.ehlo_or_helo_if_needed()
+                lmtp.mail("ana@example.org")
+                for rcpt in (f"support+abc@{DOMAIN}", f"support@{DOMAIN}"):
+                    assert lmtp.rcpt(rcpt)[0] == 250
+                code, _ = lmtp.data(second)
+                extra = [lmtp.getreply()[0]]  # smtplib reads only the first LMTP reply
+                lmtp.noop()
+                return {"first": code, "second": extra[0]}
+
+        assert await asyncio.to_thread(deliver_twice) == {"first": 250, "second": 250}
+        async with h.runtime.uow() as uow:
+            assert len((await uow.session.scalars(select(Message))).all()) == 2
     finally:
         server.close()
         await server.wait_closed()
@@ -347,3 +373,25 @@ async def test_raw_upload_refuses_what_is_not_a_mail_for_an_email_inbox(h: Harne
     assert r.status_code == 422
     async with h.runtime.uow() as uow:
         assert (await uow.session.scalars(select(Message))).all() == []
+
+
+async def test_mail_servers_on_private_addresses_are_refused_unless_allowlisted(h: Harness, dovecot: Dovecot,
+                                                                                smtp: SmtpSink) -> None:
+    user = f"u{uuid.uuid4().hex[:8]}@{DOMAIN}"
+    dovecot.add_user(user)
+    ctx = await h.make_account()
+    r = await h.client.post("/api/v1/inboxes", headers=ctx.admin.headers, json={
+        "name": "Mail", "channel_kind": "email", "config": {
+            "address": f"support@{DOMAIN}", "imap": dovecot.imap_config(user), "smtp": smtp.smtp_config()}})
+    inbox = r.json()["id"]
+    dovecot.append(user, mail("ana@example.org", "Hi", "Hello"))
+    r = await h.client.post(f"/api/v1/inboxes/{inbox}/email/poll", headers=ctx.admin.headers)
+    assert r.status_code == 409 and "non-public address" in r.json()["detail"]
+    conv = (await upload(h, ctx, inbox, mail("ana@example.org", "Hi", "Hello")))["conversation_ids"][0]
+    r = await h.client.post(f"/api/v1/conversations/{conv}/messages", headers=ctx.admin.headers,
+                            json={"content": "Answer"})
+    assert r.status_code == 201, r.text
+    await h.run_jobs()
+    assert smtp.received == []
+    (reply,) = [m for m in await messages(h, ctx, conv) if m["direction"] == "outgoing"]
+    assert reply["delivery_status"] == "failed" and "non-public address" in reply["delivery_error"]

@@ -39,6 +39,7 @@ async def make_widget(h: Harness, ctx: AccountCtx, **config: Any) -> dict[str, A
 
 
 async def make_email_inbox(h: Harness, ctx: AccountCtx, smtp: SmtpSink) -> int:
+    await h.allowlist_loopback(ctx)  # the SMTP sink listens on loopback
     r = await h.client.post("/api/v1/inboxes", headers=ctx.admin.headers, json={
         "name": "Support mail", "channel_kind": "email",
         "config": {"address": "support@acme.example", "display_name": "Acme Support", "smtp": smtp.smtp_config()}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from swarmdesk.channels.email.auth import aligned, parse_authentication_results, parse_header
+from swarmdesk.channels.email.mime import parse_mail
 
 TRUSTED = frozenset({"mx.help.example.com"})
 
@@ -83,14 +84,24 @@ def test_untrusted_authserv_id_is_ignored() -> None:
     assert verdict("mx.help.example.com; dmarc=pass", trusted=frozenset()) is None
 
 
-def test_results_from_several_trusted_headers_are_combined() -> None:
+def test_only_the_topmost_trusted_header_counts() -> None:
+    """Our MX prepends its header; a sender can add look-alikes with our authserv-id below it."""
     results = parse_authentication_results(
-        ["mx.help.example.com; spf=fail smtp.mailfrom=x@example.org",
-         "mx.help.example.com; dkim=pass header.d=example.org",
+        ["mx.help.example.com; dmarc=fail header.from=example.org; spf=fail smtp.mailfrom=x@example.org",
+         "mx.help.example.com; dmarc=pass header.from=example.org",  # forged by the sender
          "mx.other.example; dmarc=pass"], TRUSTED, "example.org")
-    assert (results.spf, results.dkim, results.dmarc) == ("fail", "pass", None)
-    assert (results.trusted_header_count, results.ignored_header_count) == (2, 1)
-    assert results.from_authenticated is True
+    assert (results.spf, results.dkim, results.dmarc) == ("fail", None, "fail")
+    assert (results.trusted_header_count, results.ignored_header_count) == (1, 2)
+    assert results.from_authenticated is False
+
+
+def test_a_forged_pass_below_the_real_header_does_not_verify_a_spoofed_mail() -> None:
+    raw = (b"Authentication-Results: mx.help.example.com; dmarc=fail header.from=example.org\r\n"
+           b"Authentication-Results: mx.help.example.com; dmarc=pass header.from=example.org\r\n"
+           b"From: Ana <ana@example.org>\r\nTo: support@help.example.com\r\nSubject: x\r\n"
+           b"Message-ID: <f@attacker.test>\r\n\r\nchange my address\r\n")
+    parsed = parse_mail(raw, trusted_authserv_ids=TRUSTED)
+    assert parsed.from_authenticated is False
 
 
 def test_no_header_means_unknown() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -14,6 +14,16 @@ from swarmdesk.contacts.identity import IdentityClaim
 from swarmdesk.contacts.models import IdentityKind
 from swarmdesk.core.errors import NotFound
 from swarmdesk.webhooks.http import OutboundHttp
+
+
+def epoch_to_datetime(seconds: float | None) -> datetime | None:
+    """A vendor's Unix timestamp, or None when it is missing or absurd (never an exception)."""
+    if not seconds:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 @dataclass(slots=True)
@@ -203,15 +213,15 @@ class ChannelAdapter(ABC):
 
     def delivery_id(self, request: InboundRequest) -> str:
         """The vendor's id for this delivery (a retry carries the same one)."""
-        raise NotImplementedError(f"{self.kind} does not accept webhooks")
+        raise NotFound(f"{self.kind} inboxes do not accept webhooks")
 
     async def verify(self, request: InboundRequest) -> None:
         """Raise ``InvalidSignature`` unless the request provably comes from the vendor (fail closed)."""
-        raise NotImplementedError(f"{self.kind} does not accept webhooks")
+        raise NotFound(f"{self.kind} inboxes do not accept webhooks")
 
     def parse(self, request: InboundRequest) -> list[InboundMessage]:
         """The customer messages in a delivery: none (a status callback), one, or several."""
-        raise NotImplementedError(f"{self.kind} does not accept webhooks")
+        raise NotFound(f"{self.kind} inboxes do not accept webhooks")
 
     def statuses(self, request: InboundRequest) -> list[StatusUpdate]:
         """Reports on messages we sent that a delivery carries (delivered, read, failed)."""

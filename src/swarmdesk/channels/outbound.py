@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from swarmdesk.accounts.models import Account, User
 from swarmdesk.channels.base import OutboundAttachment, OutboundMessage, Recipient
@@ -48,14 +48,23 @@ async def deliver_message(runtime: Runtime, payload: dict[str, Any], ctx: JobCon
                 Message.conversation_id == conversation.id, Message.inbox_id == inbox.id, Message.id < message.id,
                 Message.external_id.is_not(None)).order_by(Message.id))).all()
         if runtime.channels.capabilities(inbox).uses_reply_token and conversation.reply_token is None:
-            conversation.reply_token = secrets.token_hex(16)
+            # Set only if still unset: two replies delivered at once must end up with one token.
+            await s.execute(update(Conversation).where(Conversation.id == conversation.id,
+                                                       Conversation.reply_token.is_(None))
+                            .values(reply_token=secrets.token_hex(16)))
             await uow.commit()
+            conversation.reply_token = await s.scalar(
+                select(Conversation.reply_token).where(Conversation.id == conversation.id))
     assert contact is not None
     thread_refs = [ext for ext, _ in earlier if ext]
     in_reply_to = next((ext for ext, direction in reversed(earlier) if direction == Direction.incoming), None)
     if message.delivery_status == DeliveryStatus.failed:
         await _record(runtime, message.id, DeliveryStatus.pending, None, None)  # agents see it is being retried
     handles = {str(i.kind): i.value for i in identities if i.scope in ("", handle_scope(inbox.id))}
+    # The profile's address and number when no identity carries one (an unverified sender).
+    for kind, value in (("email", contact.email), ("phone", contact.phone)):
+        if value:
+            handles.setdefault(kind, value)
     store = AttachmentStore(runtime.settings.attachments_dir)
     try:
         outbound = OutboundMessage(

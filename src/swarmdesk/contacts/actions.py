@@ -37,7 +37,7 @@ from swarmdesk.contacts.schemas import (
 )
 from swarmdesk.conversations import audience
 from swarmdesk.conversations import service as conversations_service
-from swarmdesk.conversations.models import Conversation, SenderType
+from swarmdesk.conversations.models import Conversation, Message, SenderType
 from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import UnitOfWork
 from swarmdesk.core.errors import Conflict, NotFound, ValidationFailed
@@ -392,6 +392,14 @@ async def do_undo_merge(uow: UnitOfWork, principal: StaffPrincipal, merge: Conta
     conversations = list((await session.scalars(select(Conversation).where(
         Conversation.id.in_(moved.conversation_ids), Conversation.contact_id == survivor.id)
         .order_by(Conversation.id))).all())
+    # A conversation that received messages after the merge holds the survivor's words too (the
+    # survivor wrote into it, an agent answered them there): moving it back would show them to the
+    # other person. It stays with the survivor, and the audit says so.
+    mixed = set((await session.scalars(select(Message.conversation_id).where(
+        Message.conversation_id.in_([c.id for c in conversations]),
+        Message.created_at > merge.created_at).distinct())).all()) if conversations else set()
+    kept = [c for c in conversations if c.id in mixed]
+    conversations = [c for c in conversations if c.id not in mixed]
     for name, filled in moved.survivor_filled.items():
         if getattr(survivor, name) == filled:
             setattr(survivor, name, moved.survivor_before.get(name))
@@ -426,7 +434,11 @@ async def do_undo_merge(uow: UnitOfWork, principal: StaffPrincipal, merge: Conta
     accounts_service.audit(session, principal.account_id, principal.user_id, "contact.merge_undone", "contact",
                            survivor.id, {"merge_id": merge.id, "merged_id": merged.id,
                                          "identity_ids": [i.id for i in identities],
-                                         "conversation_ids": [c.id for c in conversations]})
+                                         "conversation_ids": [c.id for c in conversations],
+                                         "kept_with_survivor": [c.id for c in kept]})
+    for conversation in kept:
+        conversations_service.add_activity(session, conversation, SenderType.user, principal.user_id,
+                                           "contact_unmerge_kept", {**data, "reason": "messages since the merge"})
     await _publish_merge(uow, survivor, merged, conversations)
     await uow.commit()
     return merge

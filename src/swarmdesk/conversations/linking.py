@@ -149,6 +149,9 @@ async def find_conversation(session: AsyncSession, inbox: Inbox, contact: Contac
         return same, Link(LinkReason.same_channel, f"{describe_claim(matched)} has this conversation open on "
                                                    "the same channel", related)
     if policy.mode != JoinMode.always_new:
+        # Earlier messages of this group commit may have reopened or created conversations that
+        # are only in the session so far: the SQL below must see them (this path is rare).
+        await session.flush()
         if policy.mode == JoinMode.join_open:
             other = await session.scalar(_ANY_CHANNEL, {"contact_id": contact.id})
             reason, why = LinkReason.open_conversation, "has this conversation open"

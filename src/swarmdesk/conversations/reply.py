@@ -18,7 +18,7 @@ from swarmdesk.channels.base import Capabilities, Refusal
 from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.registry import channels
 from swarmdesk.contacts.identity import handle_scope
-from swarmdesk.contacts.models import ContactIdentity
+from swarmdesk.contacts.models import Contact, ContactIdentity
 from swarmdesk.conversations.models import Conversation, Direction, Message
 from swarmdesk.core.clock import utcnow
 from swarmdesk.core.errors import Conflict, NotFound, ValidationFailed
@@ -50,9 +50,16 @@ async def default_inbox_id(session: AsyncSession, conversation: Conversation) ->
 
 
 async def _reachable_kinds(session: AsyncSession, contact_id: int, inbox: Inbox) -> set[str]:
+    """Identity kinds a reply on ``inbox`` can address: the contact's identities (account-wide or
+    scoped to the inbox) and the profile's email and phone (an unverified sender still gets the
+    answer at the address they wrote from)."""
     rows = await session.execute(select(ContactIdentity.kind, ContactIdentity.scope).where(
         ContactIdentity.contact_id == contact_id))
-    return {str(kind) for kind, scope in rows if scope in ("", handle_scope(inbox.id))}
+    kinds = {str(kind) for kind, scope in rows if scope in ("", handle_scope(inbox.id))}
+    contact = await session.get(Contact, contact_id)
+    if contact is not None:
+        kinds |= {kind for kind, value in (("email", contact.email), ("phone", contact.phone)) if value}
+    return kinds
 
 
 async def _last_incoming_at(session: AsyncSession, contact_id: int, inbox_id: int) -> datetime | None:

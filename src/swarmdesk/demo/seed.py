@@ -140,7 +140,7 @@ async def _seed(runtime: Runtime, progress: Progress) -> None:
     for name in texts.INBOXES:
         async with runtime.uow() as uow:
             inbox, _ = await do_create_inbox(uow, principal, runtime.secretbox, InboxCreate(
-                name=name, channel_kind="api", config={},
+                name=name, channel_kind=texts.INBOX_KINDS[name], config=texts.INBOX_CONFIGS.get(name, {}),
                 settings=InboxSettings(allow_customer_sessions=name in (texts.APP, texts.HELP))))
         inbox_ids[name] = inbox.id
     progress.advance(setup)
@@ -313,7 +313,7 @@ def _message_rows(account_id: int, conversation_id: int, contact_id: int,
         incoming = m.role == CUSTOMER
         yield {"account_id": account_id, "conversation_id": conversation_id, "inbox_id": plan.inbox_id,
                "direction": Direction.incoming if incoming else Direction.outgoing, "private": m.role == NOTE,
-               "channel": "api", "sender_type": SenderType.contact if incoming else SenderType.user,
+               "channel": plan.channel, "sender_type": SenderType.contact if incoming else SenderType.user,
                "sender_id": contact_id if incoming else m.sender_id, "content": m.content, "content_html": None,
                # The id the posting system gave the message (API channel inbound is idempotent on it).
                "external_id": f"nw-{plan.seq:05d}-{n}" if incoming else None,

@@ -94,6 +94,7 @@ class PlannedConversation:
     custom_attributes: dict[str, Any]
     messages: list[PlannedMessage] = field(default_factory=list)
     activities: list[PlannedActivity] = field(default_factory=list)
+    channel: str = "api"  # the inbox's channel kind
 
 
 # --- customers -----------------------------------------------------------------------------------
@@ -322,7 +323,8 @@ class ConversationPlanner:
             seq=seq, person=person_index, inbox_id=d.inbox_ids[inbox],
             subject=rng.choice(topic.subjects).format_map(ctx), status="open", priority=priority,
             assignee_id=assignee, team_id=team_id, tags=sorted(tags), participants=[d.expert_id] if swarm else [],
-            snoozed_until=None, resolved_at=None, reopen_count=0, custom_attributes=attributes, messages=messages)
+            snoozed_until=None, resolved_at=None, reopen_count=0, custom_attributes=attributes, messages=messages,
+            channel=texts.INBOX_KINDS[inbox])
         self._activities(plan, state, times, roles, reopen_at, supervisor, swarm, notes)
         self._fit_before_now(plan, t0)
         self._final_status(plan, state)
@@ -412,7 +414,7 @@ class ConversationPlanner:
         rng, acts = self.rng, plan.activities
         end = plan.messages[-1].at
         acts.append(PlannedActivity(timedelta(), "contact", None, "created",
-                                    {"inbox_id": plan.inbox_id, "channel": "api"}))
+                                    {"inbox_id": plan.inbox_id, "channel": plan.channel}))
         first_answer = next((times[i] for i, r in enumerate(roles) if r == AGENT), None)
         triage = timedelta(minutes=rng.uniform(0.2, 4))
         if first_answer is not None:

@@ -8,6 +8,7 @@ Templates use ``str.format_map`` placeholders that ``story`` fills in for each c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 ACCOUNT_NAME = "Northwind Outfitters"
 STAFF_DOMAIN = "northwind.example"
@@ -123,6 +124,11 @@ class Topic:
 
 
 APP, WEB, PARTNER, HELP = INBOXES
+# Each inbox is a real channel: the apps post through the API channel, the shop has the chat
+# widget, the help center is the support mailbox.
+INBOX_KINDS: dict[str, str] = {APP: "api", WEB: "webchat", PARTNER: "api", HELP: "email"}
+INBOX_CONFIGS: dict[str, dict[str, Any]] = {HELP: {"address": f"help@{STAFF_DOMAIN}",
+                                                    "display_name": "Northwind Help Center"}}
 
 TOPICS: tuple[Topic, ...] = (
     Topic(

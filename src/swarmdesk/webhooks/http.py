@@ -64,6 +64,16 @@ def _allowlisted(host: str, port: int) -> bool:
     return host in allowlist or with_port in allowlist
 
 
+async def check_destination(host: str, port: int, allowlist: frozenset[str]) -> None:
+    """For connections that do not go through ``OutboundHttp`` (IMAP, SMTP): raise
+    ``OutboundBlockedError`` unless every address of ``host`` is public or the host is allowlisted."""
+    token = _allowlist.set(frozenset(h.lower() for h in allowlist))
+    try:
+        await resolve_checked(host, port)
+    finally:
+        _allowlist.reset(token)
+
+
 async def resolve_checked(host: str, port: int) -> list[str]:
     """Addresses for ``host``; raises unless all are public or the host is allowlisted."""
     try:

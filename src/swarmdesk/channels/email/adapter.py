@@ -7,6 +7,7 @@ import ssl
 from typing import Literal
 
 import aiosmtplib
+import httpx
 from pydantic import Field, field_validator
 
 from swarmdesk.channels.base import Capabilities, ChannelAdapter, ChannelConfig, OutboundMessage, SendResult
@@ -15,6 +16,7 @@ from swarmdesk.channels.registry import channels
 from swarmdesk.contacts.identity import normalize_email
 from swarmdesk.contacts.models import IdentityKind
 from swarmdesk.jobs.registry import PermanentFailure, RetryLater
+from swarmdesk.webhooks.http import OutboundBlockedError, check_destination
 
 # A 25 MB attachment is about 34 MB once base64-encoded in a mail.
 MAX_MAIL_BYTES = 40 * 1024 * 1024
@@ -101,6 +103,12 @@ class EmailChannel(ChannelAdapter):
                 extra_headers={"X-Swarmdesk-Message": message.idempotency_key})
         except (HeaderInjection, ValueError) as exc:
             raise PermanentFailure(f"the reply cannot be built as a mail: {exc}") from exc
+        try:
+            await check_destination(smtp.host, smtp.port, self.context.outbound_allowlist)
+        except OutboundBlockedError as exc:
+            raise PermanentFailure(str(exc)) from exc
+        except httpx.HTTPError as exc:
+            raise RetryLater(f"could not reach the mail server: {exc}") from exc
         try:
             await aiosmtplib.send(
                 raw, sender=self.config.address, recipients=[to_addr], hostname=smtp.host, port=smtp.port,

@@ -97,6 +97,7 @@ def _domain_of(value: str) -> str:
 
 def parse_authentication_results(values: Iterable[str], trusted_authserv_ids: frozenset[str],
                                  from_domain: str | None) -> AuthenticationResults:
+    """``values`` in header order, topmost first (the order a message carries them)."""
     trusted = {t.lower() for t in trusted_authserv_ids}
     out = AuthenticationResults(from_domain=(from_domain or "").lower() or None)
     for value in values:
@@ -105,11 +106,13 @@ def parse_authentication_results(values: Iterable[str], trusted_authserv_ids: fr
             out.ignored_header_count += 1
             continue
         authserv_id, results = parsed
-        if authserv_id not in trusted:
+        if authserv_id not in trusted or out.trusted_header_count:
+            # Only the topmost trusted header is our receiving server's: a sender can put any
+            # number of look-alike headers (with our authserv-id) further down, under it.
             out.ignored_header_count += 1
             continue
         out.trusted_header_count += 1
-        out.results.extend(results[: max(0, _MAX_RESULTS - len(out.results))])
+        out.results.extend(results[:_MAX_RESULTS])
     return out
 
 

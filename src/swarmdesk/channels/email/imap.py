@@ -13,22 +13,28 @@ The standard library's imaplib is blocking; each session runs in a worker thread
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import imaplib
 import logging
 import re
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import httpx
 from sqlalchemy import select
 
+from swarmdesk.accounts.models import Account
+from swarmdesk.channels.directory import outbound_allowlist
 from swarmdesk.channels.email.adapter import EmailChannelConfig, ImapSettings
 from swarmdesk.channels.email.ingest import prepare_mail, store_prepared
 from swarmdesk.channels.email.models import MailboxState
 from swarmdesk.channels.inbound import Delivery
 from swarmdesk.channels.models import Inbox
 from swarmdesk.conversations.linking import JoinPolicy
+from swarmdesk.webhooks.http import OutboundBlockedError, check_destination
 
 if TYPE_CHECKING:
     from swarmdesk.runtime import Runtime
@@ -80,6 +86,10 @@ class ImapSession:
         return int(data[0])
 
     def uids_after(self, last_uid: int) -> list[int]:
+        with _protocol_errors():
+            return self._uids_after(last_uid)
+
+    def _uids_after(self, last_uid: int) -> list[int]:
         assert self.conn is not None
         typ, data = self.conn.uid("SEARCH", None, f"UID {last_uid + 1}:*")
         if typ != "OK":
@@ -88,6 +98,10 @@ class ImapSession:
         return sorted(u for u in (int(x) for x in (data[0] or b"").split()) if u > last_uid)
 
     def fetch(self, uids: list[int]) -> list[tuple[int, bytes]]:
+        with _protocol_errors():
+            return self._fetch(uids)
+
+    def _fetch(self, uids: list[int]) -> list[tuple[int, bytes]]:
         assert self.conn is not None
         typ, data = self.conn.uid("FETCH", ",".join(map(str, uids)), "(UID BODY.PEEK[])")
         if typ != "OK":
@@ -101,6 +115,12 @@ class ImapSession:
         return sorted(out)
 
     def after_store(self, uids: list[int]) -> None:
+        with _protocol_errors():
+            self._after_store(uids)
+
+    def _after_store(self, uids: list[int]) -> None:
+        """Mark or move mails that are stored. A move that cannot be made leaves the mails where
+        they are (they are stored; the mark keeps them from being fetched again)."""
         assert self.conn is not None
         s = self.settings
         if not uids or s.after_store == "keep":
@@ -108,12 +128,23 @@ class ImapSession:
         ids = ",".join(map(str, uids))
         if s.after_store == "mark_seen":
             self.conn.uid("STORE", ids, "+FLAGS.SILENT", r"(\Seen)")
-        elif s.after_store == "move" and s.move_to:
+            return
+        if s.after_store != "move" or not s.move_to:
+            return
+        try:
             typ, _ = self.conn.uid("MOVE", ids, _quote(s.move_to))
-            if typ != "OK":  # servers without MOVE: copy, flag deleted, expunge those
-                self.conn.uid("COPY", ids, _quote(s.move_to))
-                self.conn.uid("STORE", ids, "+FLAGS.SILENT", r"(\Deleted)")
-                self.conn.expunge()
+        except imaplib.IMAP4.error:  # BAD: the server has no MOVE
+            typ = "NO"
+        if typ == "OK":
+            return
+        typ, data = self.conn.uid("COPY", ids, _quote(s.move_to))
+        if typ != "OK":
+            raise ImapError(f"cannot move stored mails to {s.move_to!r}: {data!r}")
+        # Only these mails: UID EXPUNGE (UIDPLUS). A plain EXPUNGE would also remove other
+        # mails someone flagged \Deleted, so without UIDPLUS the copies stay flagged instead.
+        self.conn.uid("STORE", ids, "+FLAGS.SILENT", r"(\Deleted)")
+        if "UIDPLUS" in self.conn.capabilities:
+            self.conn.uid("EXPUNGE", ids)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -124,8 +155,23 @@ class ImapSession:
             self.conn = None
 
 
+@contextlib.contextmanager
+def _protocol_errors() -> Iterator[None]:
+    """A dropped connection or a refused command is an ImapError for the poller, never a crash."""
+    try:
+        yield
+    except (OSError, imaplib.IMAP4.error) as exc:  # IMAP4.abort and readonly are subclasses
+        raise ImapError(f"IMAP: {exc}") from exc
+
+
 def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def _allowlist_of(runtime: Runtime, account_id: int) -> frozenset[str]:
+    async with runtime.uow() as uow:
+        account = await uow.session.get(Account, account_id)
+        return outbound_allowlist(account) if account is not None else frozenset()
 
 
 async def _state(runtime: Runtime, inbox: Inbox, folder: str, uidvalidity: int) -> int:
@@ -162,6 +208,10 @@ async def poll_once(runtime: Runtime, inbox: Inbox, config: EmailChannelConfig, 
     assert config.imap is not None
     settings = config.imap
     report = PollReport()
+    try:
+        await check_destination(settings.host, settings.port, await _allowlist_of(runtime, inbox.account_id))
+    except (OutboundBlockedError, httpx.HTTPError) as exc:
+        raise ImapError(str(exc)) from exc
     session = ImapSession(settings)
     try:
         uidvalidity = await asyncio.to_thread(session.open)
@@ -174,6 +224,8 @@ async def poll_once(runtime: Runtime, inbox: Inbox, config: EmailChannelConfig, 
             report.fetched += len(chunk)
             done = await _store_chunk(runtime, inbox, config, chunk, policy or JoinPolicy(), report)
             await asyncio.to_thread(session.after_store, done)
+            if len(done) < len(chunk):  # a mail was not stored: the next poll starts from it
+                break
     finally:
         await asyncio.to_thread(session.close)
     return report
@@ -214,8 +266,6 @@ async def _store_chunk(runtime: Runtime, inbox: Inbox, config: EmailChannelConfi
 
 
 async def active_email_inboxes(runtime: Runtime) -> list[tuple[Inbox, EmailChannelConfig, JoinPolicy]]:
-    from swarmdesk.accounts.models import Account
-
     async with runtime.uow() as uow:
         rows = (await uow.session.execute(
             select(Inbox, Account).join(Account, Account.id == Inbox.account_id)
@@ -241,5 +291,7 @@ async def poll_forever(runtime: Runtime, inbox_id: int | None = None) -> None:
                     log.info("imap poll", extra={"inbox_id": inbox.id, **dataclasses.asdict(report)})
             except ImapError as exc:
                 log.warning("imap poll failed", extra={"inbox_id": inbox.id, "error": str(exc)})
+            except Exception:  # one inbox's trouble must not stop the others
+                log.exception("imap poll crashed", extra={"inbox_id": inbox.id})
             next_due[inbox.id] = loop.time() + config.imap.poll_seconds
         await asyncio.sleep(1)

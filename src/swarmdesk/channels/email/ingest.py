@@ -29,6 +29,7 @@ from swarmdesk.contacts.models import IdentityKind
 from swarmdesk.conversations.linking import JoinPolicy, NoConversationForAutomaticMessage
 from swarmdesk.conversations.models import Message
 from swarmdesk.core.clock import utcnow
+from swarmdesk.core.errors import Conflict
 from swarmdesk.core.html import sanitize_html
 from swarmdesk.core.storage import AttachmentStore
 
@@ -130,6 +131,19 @@ async def quarantine(runtime: Runtime, inbox: Inbox, raw: bytes, reason: str, so
         return existing
 
 
+def _fingerprint(parsed: ParsedMail) -> str:
+    """What makes a mail this mail, whatever relays added to its headers: a second, different mail
+    reusing the Message-ID (some mailers use a fixed one) is then told apart from a re-delivery."""
+    h = hashlib.sha256()
+    for part in (parsed.from_addr, parsed.subject, parsed.date.isoformat() if parsed.date else "",
+                 parsed.text or "", parsed.html or ""):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    for a in parsed.attachments:
+        h.update(hashlib.sha256(a.data).digest())
+    return h.hexdigest()
+
+
 def prepare_mail(inbox: Inbox, config: EmailChannelConfig, raw: bytes,
                  policy: JoinPolicy) -> Delivery | str:
     """The delivery to store, or the reason the mail must be quarantined."""
@@ -141,7 +155,7 @@ def prepare_mail(inbox: Inbox, config: EmailChannelConfig, raw: bytes,
     # Keyed by Message-ID, not by the bytes: the same mail fetched by IMAP and delivered by LMTP
     # differs in its Received headers but is one message.
     delivery_id = f"mail:{parsed.idempotency_key}"[:200]
-    key_sha = hashlib.sha256(delivery_id.encode()).hexdigest()
+    key_sha = _fingerprint(parsed)
     bounce = _bounce(parsed, raw)
     if bounce is not None:
         return Delivery(inbox, delivery_id, key_sha, [], [bounce], policy)
@@ -171,6 +185,10 @@ async def store_prepared(runtime: Runtime, inbox: Inbox, raw: bytes, prepared: D
     except NoConversationForAutomaticMessage as exc:
         qid = await quarantine(runtime, inbox, raw, str(exc), source)
         return MailOutcome("quarantined", [], qid, str(exc))
+    except Conflict as exc:  # the Message-ID of a different mail already stored
+        reason = f"a different mail with the same Message-ID was stored before: {exc}"
+        qid = await quarantine(runtime, inbox, raw, reason, source)
+        return MailOutcome("quarantined", [], qid, reason)
     if not prepared.messages:
         return MailOutcome("bounce", results)
     return MailOutcome("duplicate" if all(r.duplicate for r in results) else "stored", results)

@@ -48,21 +48,30 @@ class DeliveryHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """One reply per accepted recipient under LMTP (RFC 2033), one reply in all under SMTP. A
+        mail for several addresses of one inbox is stored once."""
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
-        seen: set[int] = set()
-        try:
-            for address in envelope.rcpt_tos:
-                target = await self._target(address)
-                if target is None or target[0].id in seen:
-                    continue
-                inbox, config, policy = target
-                seen.add(inbox.id)
-                await ingest_raw(self.runtime, inbox, config, raw, source="lmtp", policy=policy)
-        except Exception:  # the mail server keeps the mail and retries: nothing is lost
-            log.exception("mail delivery failed; asking the sender to retry")
-            return "451 4.3.0 temporary failure storing the message, try again later"
-        return "250 OK stored"
+        stored: dict[int, str] = {}
+        replies = []
+        for address in envelope.rcpt_tos:
+            target = await self._target(address)
+            if target is None:  # its inbox went away since RCPT
+                replies.append("550 5.1.1 no such mailbox here")
+                continue
+            inbox, config, policy = target
+            if inbox.id not in stored:
+                try:
+                    await ingest_raw(self.runtime, inbox, config, raw, source="lmtp", policy=policy)
+                    stored[inbox.id] = "250 2.0.0 stored"
+                except Exception:  # the mail server keeps the mail and retries: nothing is lost
+                    log.exception("mail delivery failed; asking the sender to retry")
+                    stored[inbox.id] = "451 4.3.0 temporary failure storing the message, try again later"
+            replies.append(stored[inbox.id])
+        if isinstance(server, LMTP):
+            return "\r\n".join(replies)
+        failed = [r for r in replies if not r.startswith("250")]
+        return failed[0] if failed else "250 OK stored"
 
 
 async def start_listener(runtime: Runtime, host: str, port: int, protocol: str = "lmtp",

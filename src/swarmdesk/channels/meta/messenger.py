@@ -3,7 +3,7 @@ agent replies go to the Graph API's ``/me/messages`` with the page's access toke
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import Field
@@ -15,6 +15,7 @@ from swarmdesk.channels.base import (
     OutboundMessage,
     SendResult,
     StatusUpdate,
+    epoch_to_datetime,
 )
 from swarmdesk.channels.meta.common import (
     MetaChannel,
@@ -110,7 +111,7 @@ def _attachment_line(a: _Attachment) -> tuple[str, dict[str, Any]]:
 
 
 def _sent_at(event: _Event) -> datetime | None:
-    return datetime.fromtimestamp(event.timestamp / 1000, UTC) if event.timestamp else None
+    return epoch_to_datetime(event.timestamp / 1000) if event.timestamp else None
 
 
 @channels.register

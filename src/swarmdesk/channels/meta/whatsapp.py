@@ -4,7 +4,7 @@ messages and reports on ours) to the inbox's webhook; agent replies go to the Gr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -16,6 +16,7 @@ from swarmdesk.channels.base import (
     OutboundMessage,
     SendResult,
     StatusUpdate,
+    epoch_to_datetime,
 )
 from swarmdesk.channels.meta.common import (
     MetaChannel,
@@ -208,7 +209,7 @@ class WhatsAppChannel(MetaChannel):
                 parsed.append(InboundMessage(
                     external_id=m.id, content=content, sender_name=clean(names.get(m.sender, ""))[:200],
                     claims=claims, meta=meta,
-                    sent_at=datetime.fromtimestamp(m.timestamp, UTC) if m.timestamp else None))
+                    sent_at=epoch_to_datetime(m.timestamp)))
         return first_of_each(parsed)
 
     def statuses(self, request: InboundRequest) -> list[StatusUpdate]:

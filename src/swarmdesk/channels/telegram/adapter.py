@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,6 +26,7 @@ from swarmdesk.channels.base import (
     InboundRequest,
     OutboundMessage,
     SendResult,
+    epoch_to_datetime,
 )
 from swarmdesk.channels.meta.common import (
     VendorAnswer,
@@ -185,7 +185,7 @@ class TelegramChannel(ChannelAdapter):
         claims = [IdentityClaim(IdentityKind.handle, str(m.sender.id), handle_scope(self.context.inbox_id),
                                 verified=True)]
         return [InboundMessage(external_id=external_id, content=content, sender_name=_name(m.sender), claims=claims,
-                               meta=meta, sent_at=datetime.fromtimestamp(m.edit_date or m.date, UTC))]
+                               meta=meta, sent_at=epoch_to_datetime(m.edit_date or m.date))]
 
     async def send(self, message: OutboundMessage) -> SendResult:
         chat_id = message.recipient.handles.get(str(IdentityKind.handle))

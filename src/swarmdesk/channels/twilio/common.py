@@ -11,6 +11,7 @@ is parsed or stored.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -64,6 +65,12 @@ class TwilioForm:
 
     @classmethod
     def parse(cls, body: bytes) -> TwilioForm:
+        """Parsed once per delivery: verify, delivery_id and parse each ask for it (cached by body;
+        only small bodies, so unverified large posts cannot fill memory)."""
+        return _parse_form(body) if len(body) <= 16 * 1024 else cls._parse(body)
+
+    @classmethod
+    def _parse(cls, body: bytes) -> TwilioForm:
         try:
             text = body.decode("utf-8")
             pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
@@ -301,3 +308,8 @@ class TwilioChannel(ChannelAdapter):
 
     def handshake(self, request: InboundRequest) -> WebhookReply:
         raise BadRequest("Twilio inboxes take POST requests: set the webhook's method to HTTP POST in Twilio")
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_form(body: bytes) -> TwilioForm:
+    return TwilioForm._parse(body)
