@@ -105,7 +105,7 @@ async def _store(uow: UnitOfWork, d: Delivery, store: AttachmentStore,
                                     duplicate=False))
     for update in d.statuses:
         await conversations_actions.record_vendor_status(uow, d.inbox.id, update.external_id, update.status,
-                                                         update.error)
+                                                         update.error, account_id=d.inbox.account_id)
     return results
 
 

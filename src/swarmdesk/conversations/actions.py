@@ -7,7 +7,7 @@ inside a caller's unit of work (a channel's ingest action, for example).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select
 
@@ -27,6 +27,7 @@ from swarmdesk.conversations.models import (
     ConversationTag,
     DeliveryStatus,
     Direction,
+    EarlyStatusReport,
     Message,
     SenderType,
 )
@@ -466,15 +467,26 @@ async def _customer_context(uow: UnitOfWork, customer: CustomerPrincipal) -> tup
 
 async def do_record_delivery(uow: UnitOfWork, message_id: int, status: DeliveryStatus, error: str | None,
                              external_id: str | None) -> None:
-    """A channel reported on an outgoing message: agents see it sent or failed, live."""
+    """A channel reported on an outgoing message: agents see it sent or failed, live. Vendor
+    reports that arrived before the vendor's id was recorded are applied now."""
     session = uow.session
     message = await session.get(Message, message_id)
-    if message is None or message.delivery_status == status:
+    if message is None:
         return
+    changed = message.delivery_status != status
     message.delivery_status = status
     message.delivery_error = error[:1000] if error else None
     if external_id and message.external_id is None:
         message.external_id = external_id
+        early = (await session.scalars(select(EarlyStatusReport).where(
+            EarlyStatusReport.inbox_id == message.inbox_id, EarlyStatusReport.external_id == external_id)
+            .order_by(EarlyStatusReport.id))).all()
+        for report in early:
+            changed = _advance_status(message, DeliveryStatus(report.status), report.error) or changed
+            await session.delete(report)
+    if not changed:
+        await uow.commit()
+        return
     conversation = await session.get(Conversation, message.conversation_id)
     assert conversation is not None
     (out,) = await service.messages_out(session, [message])
@@ -484,29 +496,57 @@ async def do_record_delivery(uow: UnitOfWork, message_id: int, status: DeliveryS
 
 
 _PROGRESS = {DeliveryStatus.pending: 0, DeliveryStatus.sent: 1, DeliveryStatus.delivered: 2, DeliveryStatus.read: 3}
+EARLY_REPORT_HOURS = 24
+
+
+def _advance_status(message: Message, new: DeliveryStatus, error: str | None) -> bool:
+    """Reports arrive out of order: a status never moves backwards, except to failed."""
+    current = message.delivery_status
+    if current == new or (new != DeliveryStatus.failed and _PROGRESS.get(new, -1) <= _PROGRESS.get(current, 99)):
+        return False
+    message.delivery_status = new
+    message.delivery_error = error[:1000] if error and new == DeliveryStatus.failed else None
+    return True
 
 
 async def record_vendor_status(uow: UnitOfWork, inbox_id: int, external_id: str, status: str,
-                               error: str | None) -> None:
+                               error: str | None, *, account_id: int | None = None) -> None:
     """A vendor's report on a message we sent (by the id it gave the message), in the caller's
-    transaction. Reports arrive out of order: a status never moves backwards, except to failed."""
+    transaction. A report for an id not recorded yet is kept until it is (see do_record_delivery)."""
     try:
         new = DeliveryStatus(status)
     except ValueError:
         return
-    message = await service.message_by_external_id(uow.session, inbox_id, external_id)
-    if message is None or message.direction != Direction.outgoing or message.delivery_status == new:
+    session = uow.session
+    message = await service.message_by_external_id(session, inbox_id, external_id)
+    if message is None:
+        if account_id is not None and new in _PROGRESS.keys() | {DeliveryStatus.failed}:
+            await _keep_early_report(uow, account_id, inbox_id, external_id, new, error)
         return
-    current = message.delivery_status
-    if new != DeliveryStatus.failed and _PROGRESS.get(new, -1) <= _PROGRESS.get(current, 99):
+    if message.direction != Direction.outgoing or not _advance_status(message, new, error):
         return
-    message.delivery_status = new
-    message.delivery_error = error[:1000] if error and new == DeliveryStatus.failed else None
-    conversation = await uow.session.get(Conversation, message.conversation_id)
+    conversation = await session.get(Conversation, message.conversation_id)
     assert conversation is not None
-    (out,) = await service.messages_out(uow.session, [message])
+    (out,) = await service.messages_out(session, [message])
     uow.publish(MessageUpdated(account_id=message.account_id, audience=audience.conversation_staff(conversation),
                                message=out))
+
+
+async def _keep_early_report(uow: UnitOfWork, account_id: int, inbox_id: int, external_id: str,
+                             status: DeliveryStatus, error: str | None) -> None:
+    session, now = uow.session, utcnow()
+    exists = await session.scalar(select(EarlyStatusReport.id).where(
+        EarlyStatusReport.inbox_id == inbox_id, EarlyStatusReport.external_id == external_id[:300],
+        EarlyStatusReport.status == str(status)))
+    if exists is not None:
+        return
+    # Reports about messages that are not ours (or never recorded) do not pile up.
+    await session.execute(delete(EarlyStatusReport).where(
+        EarlyStatusReport.inbox_id == inbox_id,
+        EarlyStatusReport.received_at < now - timedelta(hours=EARLY_REPORT_HOURS)))
+    session.add(EarlyStatusReport(account_id=account_id, inbox_id=inbox_id, external_id=external_id[:300],
+                                  status=str(status), error=error[:1000] if error else None, received_at=now))
+    await session.flush()
 
 
 async def add_participant(uow: UnitOfWork, conversation: Conversation, user_id: int, role: str = "participant") -> bool:

@@ -156,3 +156,18 @@ class Activity(IdMixin, AccountScoped, Base):
     verb: Mapped[str] = mapped_column(String(50))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column()
+
+
+class EarlyStatusReport(IdMixin, AccountScoped, Base):
+    """A vendor's report on a message we sent that arrived before we recorded the id the vendor gave
+    it (the vendor answered the send, and called back, before the delivery job wrote the answer).
+    Applied, then deleted, when the id is recorded; reports for ids never recorded expire."""
+
+    __tablename__ = "early_status_reports"
+    __table_args__ = (UniqueConstraint("inbox_id", "external_id", "status"),
+                      Index("ix_early_status_reports_inbox_received", "inbox_id", "received_at"))
+    inbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("inboxes.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(String(1000), default=None)
+    received_at: Mapped[datetime] = mapped_column()
