@@ -21,7 +21,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -84,28 +83,6 @@ def threaded_mails(n: int, seed: int = 1) -> list[bytes]:
     return out
 
 
-def multiappend(dovecot: Dovecot, user: str, mails: list[bytes], batch: int = 250) -> None:
-    """APPEND many mails per command (MULTIAPPEND with LITERAL+, RFC 3502/7888): one round trip per
-    batch instead of two per mail, UIDs still in list order."""
-    with socket.create_connection(("127.0.0.1", dovecot.port), timeout=60) as sock:
-        reader = sock.makefile("rb")
-
-        def command(tag: bytes, data: bytes) -> None:
-            sock.sendall(tag + b" " + data + b"\r\n")
-            while (line := reader.readline()) and not line.startswith(tag + b" "):
-                pass
-            if not line.startswith(tag + b" OK"):
-                raise RuntimeError(f"IMAP {data[:40]!r}: {line!r}")
-
-        reader.readline()  # greeting
-        password = dovecot.users[user]
-        command(b"l", b'LOGIN "%s" "%s"' % (user.encode(), password.encode()))
-        for n, start in enumerate(range(0, len(mails), batch)):
-            literals = b"".join(b" {%d+}\r\n%s" % (len(m), m) for m in mails[start:start + batch])
-            command(b"a%d" % n, b"APPEND INBOX" + literals)
-        command(b"z", b"LOGOUT")
-
-
 def _machine_busy() -> float:
     """Busy CPU-seconds of the whole machine so far (all cores)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -139,7 +116,7 @@ async def main(args: argparse.Namespace) -> dict:
                     "address": f"support@{DOMAIN}", "trusted_authserv_ids": [AUTHSERV],
                     "imap": dovecot.imap_config(user, batch_size=args.batch_size)}))
         t = time.perf_counter()
-        await asyncio.to_thread(multiappend, dovecot, user, threaded_mails(args.mails))
+        await asyncio.to_thread(dovecot.append_many, user, threaded_mails(args.mails))
         append_s = time.perf_counter() - t
 
         await runtime.start(with_worker=False)

@@ -215,11 +215,20 @@ class Receiver:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Receiver]:
-        task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.01)
-        try:
+        async with serving(self.server):
             yield self
-        finally:
-            self.server.should_exit = True
+
+
+@contextlib.asynccontextmanager
+async def serving(server: uvicorn.Server) -> AsyncIterator[None]:
+    """Serve for the duration of the block (test receivers and fake vendor APIs on loopback)."""
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():  # failed to start (port taken): raise its error instead of waiting for ever
             await task
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task

@@ -9,7 +9,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -65,28 +64,6 @@ def threaded_mails(n: int, seed: int = 7) -> list[tuple[str, bytes]]:
     return out
 
 
-def multiappend(dovecot: Dovecot, user: str, mails: list[bytes], batch: int = 250) -> None:
-    """APPEND many mails per command (MULTIAPPEND with LITERAL+, RFC 3502/7888): one round trip per
-    batch instead of two per mail, UIDs still in list order."""
-    with socket.create_connection(("127.0.0.1", dovecot.port), timeout=60) as sock:
-        reader = sock.makefile("rb")
-
-        def command(tag: bytes, data: bytes) -> None:
-            sock.sendall(tag + b" " + data + b"\r\n")
-            while (line := reader.readline()) and not line.startswith(tag + b" "):
-                pass
-            if not line.startswith(tag + b" OK"):
-                raise RuntimeError(f"IMAP {data[:40]!r}: {line!r}")
-
-        reader.readline()  # greeting
-        password = dovecot.users[user]
-        command(b"l", b'LOGIN "%s" "%s"' % (user.encode(), password.encode()))
-        for n, start in enumerate(range(0, len(mails), batch)):
-            literals = b"".join(b" {%d+}\r\n%s" % (len(m), m) for m in mails[start:start + batch])
-            command(b"a%d" % n, b"APPEND INBOX" + literals)
-        command(b"z", b"LOGOUT")
-
-
 def _env(settings: Settings) -> dict[str, str]:
     env = {**os.environ, "SWARMDESK_DATA_DIR": str(settings.data_dir), "SWARMDESK_SECRET_KEY": settings.secret_key,
            "SWARMDESK_LOG_LEVEL": "WARNING"}
@@ -106,7 +83,7 @@ async def test_kill_9_mid_ingest_loses_and_duplicates_no_mail(h: Harness, settin
     ctx = await h.make_account()
     await make_email_inbox(h, ctx, imap=dovecot.imap_config(user, batch_size=100))
     mails = threaded_mails(N_MAILS)
-    await asyncio.to_thread(multiappend, dovecot, user, [raw for _, raw in mails])
+    await asyncio.to_thread(dovecot.append_many, user, [raw for _, raw in mails])
     await h.runtime.stop()  # the subprocesses own the database from here on
 
     check = create_runtime(settings)

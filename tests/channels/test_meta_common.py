@@ -5,7 +5,6 @@ fake vendor API served on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -31,7 +30,7 @@ import swarmdesk.channels.telegram.adapter  # noqa: F401
 from swarmdesk.channels.models import InboundReceipt
 from swarmdesk.contacts.models import Contact
 from swarmdesk.conversations.models import Message
-from tests.support import AccountCtx, Harness
+from tests.support import AccountCtx, Harness, serving
 
 APP_SECRET = "6f1c0a8e4b2d9f7a3c5e8b1d0f2a4c6e"
 ACCESS_TOKEN = "EAAG-test-access-token"
@@ -128,14 +127,8 @@ class FakeVendor:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FakeVendor]:
-        task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.01)
-        try:
+        async with serving(self.server):
             yield self
-        finally:
-            self.server.should_exit = True
-            await task
 
 
 async def message_out(h: Harness, ctx: AccountCtx, conversation_id: int, message_id: int) -> dict[str, Any]:

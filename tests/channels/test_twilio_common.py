@@ -4,7 +4,6 @@ other Twilio test modules use (doc-shaped payloads, signed deliveries, a fake Tw
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import socket
@@ -38,7 +37,7 @@ from swarmdesk.config import Settings
 from swarmdesk.contacts.models import Contact
 from swarmdesk.conversations.models import Conversation, Message
 from swarmdesk.core.errors import InvalidSignature
-from tests.support import AccountCtx, Harness
+from tests.support import AccountCtx, Harness, serving
 
 ACCOUNT_SID = "AC" + "3f8e2a9c" * 4
 AUTH_TOKEN = "9d1c7b5e3a2f4d6c8b0a1e3f5d7c9b2a"
@@ -218,14 +217,8 @@ class FakeTwilio:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FakeTwilio]:
-        task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.01)
-        try:
+        async with serving(self.server):
             yield self
-        finally:
-            self.server.should_exit = True
-            await task
 
 
 def basic_auth(username: str, password: str) -> str:

@@ -50,7 +50,7 @@ class TwilioMessagingConfig(TwilioConfig):
                                   "webhook_url)")
 
     def sender(self) -> str | None:
-        raise NotImplementedError
+        raise NotImplementedError("each Twilio messaging config names its own sender field")
 
 
 def require_sender(value: str | None, info: ValidationInfo) -> str | None:

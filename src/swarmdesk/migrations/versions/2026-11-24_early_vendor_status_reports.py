@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = '1b83bc4a5bf2'
 down_revision: str | None = '16ae5b0cd73e'
 branch_labels: str | Sequence[str] | None = None
