@@ -21,6 +21,7 @@ import swarmdesk.registrations  # noqa: F401  (job handlers, listeners and adapt
 from swarmdesk import __version__
 from swarmdesk.accounts.router import router as accounts_router
 from swarmdesk.auth.router import router as auth_router
+from swarmdesk.canned_responses.router import router as canned_responses_router
 from swarmdesk.channels.email.adapter import MAX_MAIL_BYTES
 from swarmdesk.channels.email.router import router as email_router
 from swarmdesk.channels.router import public_router as intake_router
@@ -31,10 +32,16 @@ from swarmdesk.contacts.router import router as contacts_router
 from swarmdesk.conversations.router import customer_router
 from swarmdesk.conversations.router import router as conversations_router
 from swarmdesk.core.errors import DomainError
+from swarmdesk.inbox.router import router as inbox_router
 from swarmdesk.jobs.router import router as jobs_router
+from swarmdesk.notifications.router import router as notifications_router
 from swarmdesk.ops.router import router as ops_router
+from swarmdesk.portal.router import router as portal_router
 from swarmdesk.realtime.router import router as realtime_router
 from swarmdesk.runtime import Runtime, create_runtime
+from swarmdesk.web.admin import router as admin_pages_router
+from swarmdesk.web.pages import router as pages_router
+from swarmdesk.web.portal import router as portal_pages_router
 from swarmdesk.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("swarmdesk.http")
@@ -229,6 +236,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     _install_error_handlers(app)
     # Channel intake first: it is the hottest route, and routes are matched in this order.
     for r in (intake_router, ops_router, auth_router, accounts_router, contacts_router, conversations_router,
-              customer_router, channels_router, email_router, webhooks_router, jobs_router, realtime_router, webchat_router):
+              customer_router, channels_router, email_router, webhooks_router, jobs_router, realtime_router, webchat_router,
+              inbox_router, notifications_router, canned_responses_router, portal_router,
+              pages_router, admin_pages_router, portal_pages_router):
         app.include_router(r)
     return app
