@@ -112,6 +112,18 @@ class ConversationParticipant(Base):
     created_at: Mapped[datetime] = mapped_column()
 
 
+class ConversationMention(IdMixin, AccountScoped, Base):
+    """A user @mentioned in an internal note: the "mentions" inbox view and its notification."""
+
+    __tablename__ = "conversation_mentions"
+    __table_args__ = (Index("ix_conversation_mentions_user_id", "user_id", "id"),
+                      UniqueConstraint("message_id", "user_id"))
+    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column()
+
+
 class Message(IdMixin, AccountScoped, Base):
     __tablename__ = "messages"
     __table_args__ = (
