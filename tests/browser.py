@@ -68,3 +68,29 @@ class HostSite:
         self.server.should_exit = True
         if self.task:
             await self.task
+
+
+async def sign_in(page: Page, base_url: str, email: str, password: str, then: str = "/app") -> None:
+    """Through the real sign-in form, as a person would."""
+    await page.goto(f"{base_url}/login?next={then}")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{base_url}{then}*")
+
+
+class ConsoleErrors:
+    """Collects what the browser reports as broken: console errors (CSP violations show here),
+    uncaught exceptions, and dialogs (an ``alert`` would mean injected script ran)."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+        async def on_dialog(dialog) -> None:  # noqa: ANN001
+            self.dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)

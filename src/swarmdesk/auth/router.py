@@ -6,18 +6,28 @@ from swarmdesk.accounts import actions
 from swarmdesk.accounts import service as accounts_service
 from swarmdesk.accounts.schemas import LoginIn, LoginOut, UserOut
 from swarmdesk.auth.dependencies import CSRF_COOKIE, SESSION_COOKIE, RuntimeDep, Staff, Uow
+from swarmdesk.config import Settings
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def set_session_cookies(response: Response, settings: Settings, token: str, csrf: str) -> None:
+    secure = settings.base_url.startswith("https://")
+    max_age = settings.session_days * 86400
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, max_age=max_age, path="/")
+    # Readable by our own pages so they can echo it in X-CSRF-Token.
+    response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="strict", secure=secure, max_age=max_age, path="/")
+
+
+def clear_session_cookies(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
 
 
 @router.post("/login", response_model=LoginOut, summary="Sign in; sets an HttpOnly session cookie")
 async def login(payload: LoginIn, uow: Uow, runtime: RuntimeDep, response: Response) -> LoginOut:
     user, token, csrf = await actions.do_login(uow, runtime.settings, payload.email, payload.password)
-    secure = runtime.settings.base_url.startswith("https://")
-    max_age = runtime.settings.session_days * 86400
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, max_age=max_age, path="/")
-    # Readable by our own pages so they can echo it in X-CSRF-Token.
-    response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="strict", secure=secure, max_age=max_age, path="/")
+    set_session_cookies(response, runtime.settings, token, csrf)
     return LoginOut(user=(await accounts_service.users_out(uow.session, [user]))[0], csrf_token=csrf)
 
 
@@ -27,8 +37,7 @@ async def logout(principal: Staff, request: Request, uow: Uow) -> Response:
     if token and principal.via == "session":
         await actions.do_logout(uow, token)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(CSRF_COOKIE, path="/")
+    clear_session_cookies(response)
     return response
 
 
