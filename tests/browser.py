@@ -54,7 +54,7 @@ class HostSite:
 
     def embed(self, script_src: str, **data: str) -> None:
         attrs = "".join(f' data-{k.replace("_", "-")}="{v}"' for k, v in data.items())
-        self.html = ("<!doctype html><html><head><meta charset='utf-8'><title>Acme Shoes</title></head>"
+        self.html = ("<!doctype html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>Acme Shoes</title></head>"
                      "<body style='font-family:sans-serif;background:#f6f7fb'><h1>Acme Shoes</h1>"
                      "<p>Our spring collection is here.</p>"
                      f'<script src="{script_src}"{attrs} async></script></body></html>')

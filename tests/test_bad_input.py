@@ -14,7 +14,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -24,9 +24,12 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from swarmdesk.accounts.models import Role
+from swarmdesk.accounts.models import Account, Role
 from swarmdesk.config import Settings
+from swarmdesk.contacts.models import CustomerSession
+from swarmdesk.core.clock import utcnow
 from swarmdesk.core.models import Base
+from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, new_token, token_digest
 from swarmdesk.main import create_app
 from tests.support import PASSWORD, AccountCtx, ApiInbox, Harness, Staff, sign
 
@@ -34,7 +37,8 @@ PROBLEM = "application/problem+json"
 BODY_LIMIT = 32 * 1024
 ATTACHMENT_LIMIT = 4 * 1024
 HUGE = 2**64  # beyond every integer column (64-bit ids on PostgreSQL)
-PUBLIC_BODY_ROUTES = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/inboxes/{public_key}/customer-sessions")}
+PUBLIC_BODY_ROUTES = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/inboxes/{public_key}/customer-sessions"),
+                      ("POST", "/api/v1/portal/{account_slug}/magic-links")}
 
 
 @pytest.fixture
@@ -51,6 +55,7 @@ class Desk:
     ids: dict[str, Any]  # this account's ids, by path parameter name
     customer: dict[str, str]
     customer_conversation_id: int
+    portal: dict[str, str] = field(default_factory=dict)  # a customer portal session (cookie + CSRF)
 
 
 @pytest.fixture
@@ -79,11 +84,26 @@ async def desk(h: Harness) -> Desk:
     twin = twins[0].json()["id"]
     await h.run_jobs()
     (suggestion,) = (await c.get("/api/v1/merge-suggestions", headers=ctx.admin.headers)).json()["items"]
+    customer_conversation_id = r.json()["id"]
+    view = await c.post("/api/v1/inbox/saved-views", headers=ctx.admin.headers, json={"name": "Mine", "shared": True})
+    canned = await c.post("/api/v1/canned-responses", headers=ctx.admin.headers,
+                          json={"short_code": "hello", "title": "Hello", "body": "Hello there"})
+    assert view.status_code == canned.status_code == 201, (view.text, canned.text)
+    # Ana's portal session, as signing in by a magic link leaves it (tests/test_portal.py covers the link).
+    token, csrf = new_token(CUSTOMER_TOKEN_PREFIX), "csrf-" + uuid.uuid4().hex
+    async with h.runtime.uow() as uow:
+        uow.session.add(CustomerSession(account_id=ctx.account_id, contact_id=first["contact_id"], inbox_id=None,
+                                        token_hash=token_digest(token), csrf_token=csrf, created_at=utcnow(),
+                                        expires_at=utcnow() + timedelta(days=1)))
+        await uow.session.commit()
+        slug = (await uow.session.get(Account, ctx.account_id)).slug
     ids = {"user_id": agent.user_id, "team_id": team, "contact_id": first["contact_id"],
            "conversation_id": first["conversation_id"], "inbox_id": inbox.id, "public_key": inbox.public_key,
            "subscription_id": sub, "organization_id": org, "suggestion_id": suggestion["id"],
-           "other_contact_id": twin, "merge_id": 1, "quarantine_id": 1}
-    return Desk(ctx, agent, inbox, ids, customer, r.json()["id"])
+           "other_contact_id": twin, "merge_id": 1, "quarantine_id": 1, "view_id": view.json()["id"],
+           "canned_id": canned.json()["id"], "account_slug": slug}
+    return Desk(ctx, agent, inbox, ids, customer, customer_conversation_id,
+                portal={"cookie": f"sd_portal={token}; sd_portal_csrf={csrf}", "x-csrf-token": csrf})
 
 
 @pytest.fixture
@@ -131,6 +151,19 @@ def valid_bodies(d: Desk) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/inboxes/{public_key}/customer-sessions"): {"name": "Another Visitor"},
         ("POST", "/api/v1/webhooks"): {"url": "https://example.com/other", "event_types": ["contact.created"]},
         ("PATCH", "/api/v1/webhooks/{subscription_id}"): {"description": "crm"},
+        ("POST", "/api/v1/conversations/{conversation_id}/typing"): {"private": True},
+        ("DELETE", "/api/v1/conversations/{conversation_id}/typing"): {"private": True},
+        ("POST", "/api/v1/conversations/{conversation_id}/viewing"): {"composing": "note"},
+        ("POST", "/api/v1/notifications/read"): {"all": True},
+        ("POST", "/api/v1/contacts/{contact_id}/notes"): {"body": "Prefers email"},
+        ("POST", "/api/v1/inbox/saved-views"): {"name": "Urgent", "filters": {"priority": ["urgent"]}},
+        ("PATCH", "/api/v1/inbox/saved-views/{view_id}"): {"name": "Renamed view"},
+        ("POST", "/api/v1/inbox/bulk"): {"conversation_ids": [ids["conversation_id"]], "add_tags": ["vip"]},
+        ("POST", "/api/v1/canned-responses"): {"short_code": "bye", "title": "Bye", "body": "Goodbye"},
+        ("PATCH", "/api/v1/canned-responses/{canned_id}"): {"title": "Hello again"},
+        ("POST", "/api/v1/portal/{account_slug}/magic-links"): {"email": "ana@example.org"},
+        ("POST", "/api/v1/portal/conversations"): {"subject": "From the portal", "content": "Hello"},
+        ("POST", "/api/v1/portal/conversations/{conversation_id}/messages"): {"content": "More from the portal"},
     }
 
 
@@ -186,6 +219,8 @@ def caller(d: Desk, method: str, path: str) -> dict[str, str]:
         return {}
     if path.startswith("/api/v1/customer/"):
         return d.customer
+    if path.startswith("/api/v1/portal/"):
+        return d.portal
     return d.ctx.admin.headers
 
 
@@ -572,7 +607,7 @@ async def test_out_of_range_numbers_and_nul_characters_are_refused(h: Harness, a
     # Every integer path and query parameter of every route, beyond 64 bits.
     for path, ops in app.openapi()["paths"].items():
         for method, op in ops.items():
-            headers = desk.customer if path.startswith("/api/v1/customer/") else desk.ctx.admin.headers
+            headers = caller(desk, method.upper(), path)
             for name in int_params(op, "path"):
                 url = fill(path, ids, {name: HUGE})
                 r = await c.request(method.upper(), url, headers=headers,

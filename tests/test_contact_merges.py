@@ -275,7 +275,7 @@ async def test_accept_merges_and_undo_restores(h: Harness) -> None:
         "identity_ids": [i["id"] for i in m_before["identities"]], "conversation_ids": [conv_m],
         "survivor_before": {"name": "", "organization_id": None},
         "survivor_filled": {"name": "Ana Lima", "organization_id": org["id"]},
-        "attributes_added": {"tier": "gold"}, "dismissed_suggestion_ids": []}
+        "attributes_added": {"tier": "gold"}, "dismissed_suggestion_ids": [], "note_ids": []}
 
     survivor, merged = await fetch(h, agent, s["id"]), await fetch(h, agent, m)
     assert profile(survivor) == ("Ana Lima", "ana@acme.example", "+4315123456789", org["id"],

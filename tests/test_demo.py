@@ -18,7 +18,7 @@ import pytest
 from rich.console import Console
 from sqlalchemy import func, select
 
-from swarmdesk.accounts.actions import do_create_account_with_admin
+from swarmdesk.accounts.actions import do_create_account_with_admin, slugify
 from swarmdesk.accounts.models import Account, AuditEntry, Team, TeamMember, User
 from swarmdesk.channels.models import Inbox
 from swarmdesk.config import Settings
@@ -31,6 +31,7 @@ from swarmdesk.conversations.models import (
     Message,
 )
 from swarmdesk.core.clock import utcnow
+from swarmdesk.demo import texts
 from swarmdesk.demo.seed import ADMIN_EMAIL, DEMO_PASSWORD, demo_logins, seed_demo
 from swarmdesk.runtime import Runtime
 from tests.conftest import free_port
@@ -282,7 +283,9 @@ def test_demo_command_seeds_serves_and_stops_cleanly(tmp_path: Path) -> None:
                 pass
             time.sleep(0.1)
         text = log.read_text()
-        assert f"Swarmdesk demo at http://127.0.0.1:{port}  (API docs: http://127.0.0.1:{port}/docs)" in text
+        portal = f"http://127.0.0.1:{port}/portal/{slugify(texts.ACCOUNT_NAME)}"
+        assert (f"Swarmdesk demo at http://127.0.0.1:{port}/app  (customer portal: {portal}, "
+                f"API docs: http://127.0.0.1:{port}/docs)") in text
         printed = re.findall(r"^\s+(admin|supervisor|agent|expert)\s+(\S+@\S+)\s+password: (\S+)$", text, re.M)
         assert [(role, email) for role, email, _ in printed] == demo_logins()
         assert {password for *_, password in printed} == {DEMO_PASSWORD}
@@ -294,6 +297,14 @@ def test_demo_command_seeds_serves_and_stops_cleanly(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
             r = http.get("/api/v1/conversations", params={"limit": 10})
             assert r.status_code == 200 and len(r.json()["items"]) == 10
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as browser:
+            # The workspace, signed in through the page's form, shows the seeded conversations.
+            r = browser.post("/login", data={"email": email, "password": password, "next": "/app?view=all"},
+                             headers={"origin": f"http://127.0.0.1:{port}"})
+            assert r.status_code == 303 and r.headers["location"] == "/app?view=all", r.text
+            r = browser.get("/app?view=all")
+            assert r.status_code == 200 and r.text.count('class="conversation-row') == 25, r.text[:500]
+            assert browser.get(portal).status_code == 200
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log.read_text()

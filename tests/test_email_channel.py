@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from swarmdesk.channels import service as channels_service
 from swarmdesk.channels.email.lmtp import start_listener
 from swarmdesk.conversations.models import Conversation, Message
 from tests.mailservers import Dovecot, SmtpSink, free_port
@@ -395,3 +396,40 @@ async def test_mail_servers_on_private_addresses_are_refused_unless_allowlisted(
     assert smtp.received == []
     (reply,) = [m for m in await messages(h, ctx, conv) if m["direction"] == "outgoing"]
     assert reply["delivery_status"] == "failed" and "non-public address" in reply["delivery_error"]
+
+
+async def test_nested_passwords_are_write_only_and_kept_when_a_block_changes(h: Harness) -> None:
+    ctx = await h.make_account("Acme")
+    r = await h.client.post("/api/v1/inboxes", headers=ctx.admin.headers, json={
+        "name": "Mail", "channel_kind": "email", "config": {
+            "address": f"support@{DOMAIN}",
+            "imap": {"host": "imap.example.com", "username": "support", "password": "imap-secret-1"},
+            "smtp": {"host": "smtp.example.com", "username": "support", "password": "smtp-secret-1"}}})
+    assert r.status_code == 201, r.text
+    inbox_id = r.json()["id"]
+    for answer in (r, await h.client.get(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers),
+                   await h.client.get("/api/v1/inboxes", headers=ctx.admin.headers)):
+        assert "imap-secret-1" not in answer.text and "smtp-secret-1" not in answer.text
+        assert '"password"' not in answer.text
+    r = await h.client.get(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers)
+    assert r.json()["secrets_set"] == ["imap.password", "smtp.password"]
+    assert r.json()["config"]["imap"]["host"] == "imap.example.com"
+    # Changing one field of a block keeps the block's password (the caller never saw it).
+    r = await h.client.patch(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers,
+                             json={"config": {"imap": {"port": 143, "security": "starttls"}, "smtp": {"port": 2525}}})
+    assert r.status_code == 200, r.text
+    assert "imap-secret-1" not in r.text and r.json()["secrets_set"] == ["imap.password", "smtp.password"]
+    async with h.runtime.uow() as uow:
+        inbox = await channels_service.get_inbox(uow.session, ctx.account_id, inbox_id)
+        config = channels_service.decrypt_config(inbox, h.runtime.secretbox)
+    assert (config.imap.port, config.imap.security, config.imap.password) == (143, "starttls", "imap-secret-1")
+    assert (config.smtp.port, config.smtp.password, config.smtp.host) == (2525, "smtp-secret-1", "smtp.example.com")
+    # A new password replaces the old one; a block set to null is removed.
+    r = await h.client.patch(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers,
+                             json={"config": {"smtp": {"password": "smtp-secret-2"}, "imap": None}})
+    assert r.status_code == 200, r.text
+    assert r.json()["secrets_set"] == ["smtp.password"] and r.json()["config"]["imap"] is None
+    async with h.runtime.uow() as uow:
+        inbox = await channels_service.get_inbox(uow.session, ctx.account_id, inbox_id)
+        config = channels_service.decrypt_config(inbox, h.runtime.secretbox)
+    assert config.smtp.password == "smtp-secret-2" and config.imap is None

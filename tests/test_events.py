@@ -103,8 +103,8 @@ async def test_inbound_message_existing_conversation_reaches_team_and_assignee(h
         again = await inbound(h, inbox, message_id="m-2", content="Any news?")
     assert again["conversation_id"] == first["conversation_id"]
     assert again["contact_id"] == first["contact_id"]
-    assert types(events) == ["message.created", "customer.message_created"]
-    msg_ev, cust_ev = events
+    assert types(events) == ["message.created", "customer.message_created", "notification.created"]
+    msg_ev, cust_ev, _ = events
     assert msg_ev.audience == staff(team=team, users=(agent.user_id,))
     assert msg_ev.message.content == "Any news?"
     assert (msg_ev.conversation.message_count, msg_ev.conversation.assignee_id) == (2, agent.user_id)
@@ -282,14 +282,14 @@ async def test_assignment_events_reach_previous_and_new_assignee(h: Harness) -> 
     with h.capture_events() as events:
         body = await patch(h, ctx, cid, {"assignee_id": a1.user_id})
     assert body["assignee_id"] == a1.user_id
-    assert types(events) == ["conversation.assigned"]
+    assert types(events) == ["conversation.assigned", "notification.created"]
     ev = events[0]
     assert (ev.previous_assignee_id, ev.previous_team_id, ev.conversation.assignee_id) == (None, None, a1.user_id)
     assert ev.audience == staff(users=(a1.user_id,))
 
     with h.capture_events() as events:
         await patch(h, ctx, cid, {"assignee_id": a2.user_id})
-    assert types(events) == ["conversation.assigned"]
+    assert types(events) == ["conversation.assigned", "notification.created"]
     assert events[0].previous_assignee_id == a1.user_id
     assert events[0].audience == staff(users=tuple(sorted((a1.user_id, a2.user_id))))
 
@@ -352,9 +352,10 @@ async def test_combined_update_publishes_each_kind_once(h: Harness) -> None:
         await patch(h, ctx, cid, {"status": "pending", "assignee_id": agent.user_id, "team_id": team,
                                   "priority": "urgent"})
     assert types(events) == ["conversation.status_changed", "customer.conversation_updated",
-                             "conversation.assigned", "conversation.updated"]
+                             "conversation.assigned", "conversation.updated", "notification.created"]
     merged = Audience(roles=("admin", "supervisor"), all_agents=True, team_ids=(team,), user_ids=(agent.user_id,))
-    assert [e.audience for e in events] == [merged, Audience(contact_ids=(first["contact_id"],)), merged, merged]
+    assert [e.audience for e in events] == [merged, Audience(contact_ids=(first["contact_id"],)), merged, merged,
+                                            Audience(user_ids=(agent.user_id,))]
     assert events[3].changed == ["priority"]
 
 

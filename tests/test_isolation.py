@@ -39,6 +39,7 @@ from swarmdesk.config import Settings
 from swarmdesk.core.models import Base
 from swarmdesk.main import create_app
 from swarmdesk.realtime.router import any_principal
+from swarmdesk.web.dependencies import optional_staff
 from tests.support import AccountCtx, ApiInbox, Harness, Staff, sign
 
 MARK = "aardvark"
@@ -67,13 +68,34 @@ PUBLIC_ROUTES = {
     ("GET", "/widget/static/{filename}"),
     ("GET", "/api/v1/inboxes/{public_key}/widget-config"),
     ("POST", "/api/v1/inboxes/{public_key}/widget-sessions"),
+    # The portal's sign-in: the same answer for any address (no enumeration), mailed only to a
+    # verified one.
+    ("POST", "/api/v1/portal/{account_slug}/magic-links"),
+    # Pages anyone may open: the sign-in form's post and static files. (GET /login and the
+    # workspace pages go through optional_staff: no session there means the sign-in page.)
+    ("POST", "/login"),
+    ("GET", "/static/{name:path}"),
+    ("GET", "/favicon.ico"),
+    # The customer portal's pages check the portal session cookie themselves (a page without one
+    # shows the sign-in form; its data is read only for the signed-in contact; see test_portal.py).
+    ("GET", "/portal/{slug}"),
+    ("POST", "/portal/{slug}/magic-link"),
+    ("GET", "/portal/{slug}/sign-in"),
+    ("POST", "/portal/{slug}/sign-in"),
+    ("POST", "/portal/{slug}/sign-out"),
+    ("GET", "/portal/{slug}/conversations"),
+    ("GET", "/portal/{slug}/conversations/new"),
+    ("GET", "/portal/{slug}/conversations/{conversation_id}"),
 }
+# Served HTML pages: never in the OpenAPI document.
+PAGE_PREFIXES = ("/app", "/portal/", "/login", "/static/", "/favicon.ico")
 # Served but deliberately absent from the OpenAPI document.
 NOT_IN_SCHEMA = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
                  ("WEBSOCKET", "/api/v1/realtime/ws")}
 # Staff and customers alike.
 ANY_PRINCIPAL = {("POST", "/api/v1/realtime/register")}
 CUSTOMER_PREFIX = "/api/v1/customer/"
+PORTAL_PREFIX = "/api/v1/portal/"  # customer portal sessions only (a magic-link sign-in)
 PROBLEM = "application/problem+json"
 
 
@@ -102,6 +124,18 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
     hook = "http://127.0.0.1:9/borealis-hook"
     return {
         ("PATCH", "/api/v1/account"): {"name": "Borealis Renamed"},
+        ("POST", "/api/v1/conversations/{conversation_id}/typing"): {"private": True},
+        ("DELETE", "/api/v1/conversations/{conversation_id}/typing"): {"private": True},
+        ("POST", "/api/v1/conversations/{conversation_id}/viewing"): {"composing": "note"},
+        ("POST", "/api/v1/notifications/read"): {"all": True},
+        ("POST", "/api/v1/contacts/{contact_id}/notes"): {"body": "Borealis was here"},
+        ("POST", "/api/v1/inbox/saved-views"): {"name": "Borealis view", "filters": {"status": ["open"]}},
+        ("PATCH", "/api/v1/inbox/saved-views/{view_id}"): {"name": "Borealis renamed", "shared": False},
+        ("POST", "/api/v1/inbox/bulk"): {"conversation_ids": [a["conversation_id"]], "status": "resolved"},
+        ("POST", "/api/v1/canned-responses"): {"short_code": "borealis", "title": "Borealis", "body": "Hi"},
+        ("PATCH", "/api/v1/canned-responses/{canned_id}"): {"body": "Borealis pwned"},
+        ("POST", "/api/v1/portal/conversations"): {"subject": "Borealis portal", "content": "Hello"},
+        ("POST", "/api/v1/portal/conversations/{conversation_id}/messages"): {"content": "Borealis reply"},
         # A raw mail (message/rfc822); the JSON client sends this object's bytes, which is enough
         # to reach the access check.
         ("POST", "/api/v1/inboxes/{inbox_id}/email/messages"): {"raw": "From: b@borealis.example.com"},
@@ -133,7 +167,7 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 # Routes without path parameters whose body (above) names A's objects: B gets 404 or 422.
-REFERENCES_A = {("POST", "/api/v1/contacts"), ("POST", "/api/v1/conversations")}
+REFERENCES_A = {("POST", "/api/v1/contacts"), ("POST", "/api/v1/conversations"), ("POST", "/api/v1/inbox/bulk")}
 
 
 # --- building the two accounts ------------------------------------------------------------------
@@ -224,6 +258,14 @@ async def build_world(h: Harness) -> World:
         **a.admin.headers, "content-type": "message/rfc822"}, content=b"\x00 not a mail"))
     assert quarantined["outcome"] == "quarantined", quarantined
 
+    # The workspace's own objects: a note about the customer, a shared saved view, a canned response.
+    await _ok(await c.post(f"/api/v1/contacts/{contact_id}/notes", headers=a.admin.headers,
+                           json={"body": "Aardvark prefers email"}), 201)
+    view = await _ok(await c.post("/api/v1/inbox/saved-views", headers=a.admin.headers, json={
+        "name": "Aardvark urgent", "filters": {"priority": ["urgent"]}, "shared": True}), 201)
+    canned = await _ok(await c.post("/api/v1/canned-responses", headers=a.admin.headers, json={
+        "short_code": "aardvark", "title": "Aardvark hello", "body": "Hello from Aardvark"}), 201)
+
     b = await h.make_account("Borealis")
     b_team = await h.make_team(b, "Borealis Team")
     b_inbox = await h.make_api_inbox(b)
@@ -237,7 +279,8 @@ async def build_world(h: Harness) -> World:
            "attachment_id": note["attachments"][0]["id"], "subscription_id": sub["id"],
            "delivery_id": deliveries[0]["id"], "job_id": dead[0]["id"], "public_key": inbox.public_key,
            "assignee_id": agent.user_id, "suggestion_id": suggestion["id"], "merge_id": merge["id"],
-           "twin_contact_id": twins[1]["id"], "quarantine_id": quarantined["quarantine_id"]}
+           "twin_contact_id": twins[1]["id"], "quarantine_id": quarantined["quarantine_id"],
+           "view_id": view["id"], "canned_id": canned["id"]}
     b_ids = {"user_id": b.admin.user_id, "team_id": b_team, "inbox_id": b_inbox.id,
              "conversation_id": b_conv["conversation_id"], "contact_id": b_conv["contact_id"]}
     w = World(a=a, b=b, agent=agent, inbox=inbox, b_inbox=b_inbox, ids=ids, b_ids=b_ids, owner=owner,
@@ -265,6 +308,9 @@ async def db_snapshot(h: Harness, account_id: int) -> dict[str, list[tuple]]:
                 stmt = stmt.where(table.c.account_id == account_id)
             elif table.name == "accounts":
                 stmt = stmt.where(table.c.id == account_id)
+            elif table.name == "conversation_reads":
+                users = Base.metadata.tables["users"]
+                stmt = stmt.where(table.c.user_id.in_(select(users.c.id).where(users.c.account_id == account_id)))
             elif table.name == "team_members":
                 teams = Base.metadata.tables["teams"]
                 stmt = stmt.where(table.c.team_id.in_(select(teams.c.id).where(teams.c.account_id == account_id)))
@@ -343,8 +389,9 @@ def _calls(dependant: Any) -> Iterator[Any]:
         yield from _calls(sub)
 
 
-# The dependencies that establish who is calling (any_principal picks one of the other two).
-AUTH_GATES = {current_staff, current_customer, any_principal}
+# The dependencies that establish who is calling (any_principal picks one of the first two;
+# optional_staff is the workspace pages' gate: no session there means the sign-in page).
+AUTH_GATES = {current_staff, current_customer, any_principal, optional_staff}
 
 
 def authenticates(rc: Any) -> bool:
@@ -356,6 +403,8 @@ def kind_of(method: str, path: str) -> str:
         return "public"
     if (method, path) in ANY_PRINCIPAL:
         return "any"
+    if path.startswith(PORTAL_PREFIX):
+        return "portal"
     return "customer" if path.startswith(CUSTOMER_PREFIX) else "staff"
 
 
@@ -408,7 +457,9 @@ def test_public_routes_are_exactly_the_listed_ones(tmp_path) -> None:  # noqa: A
     app = create_app(Settings(env="test", data_dir=tmp_path, secret_key="t" * 40))
     served = {(m, p): rc for m, p, rc in served_routes(app)}
     documented = {(m, p) for m, p, _ in openapi_routes(app)}
-    assert set(served) - documented == NOT_IN_SCHEMA
+    pages = {(m, p) for m, p in served if p == "/" or p.startswith(PAGE_PREFIXES)}
+    assert not pages & documented
+    assert set(served) - documented - pages == NOT_IN_SCHEMA
     assert documented <= set(served)
     unauthenticated = {key for key, rc in served.items() if not authenticates(rc)}
     assert unauthenticated == PUBLIC_ROUTES
@@ -449,7 +500,7 @@ async def test_every_route_refuses_other_accounts_and_customers(h: Harness, app,
 
         # B's admin.
         r = await call(w.b.admin.headers)
-        if kind == "customer":
+        if kind in ("customer", "portal"):
             assert_problem(r, {403}, "B admin", route)
         elif path_params(path):
             assert_problem(r, {403, 404}, "B admin", route)
@@ -476,6 +527,13 @@ async def test_every_route_refuses_other_accounts_and_customers(h: Harness, app,
                     assert_problem(r, {404}, who, route)
                 else:
                     assert r.status_code == 200, (who, route, r.text)
+                assert_no_leak(r, w, who, route)
+                checked["customer"] += 1
+        elif kind == "portal":
+            # A widget's customer session is not a portal session, whoever's it is.
+            for who, headers in (("A's customer", w.owner), ("B's customer", w.b_customer)):
+                r = await call(headers)
+                assert_problem(r, {403}, who, route)
                 assert_no_leak(r, w, who, route)
                 checked["customer"] += 1
         elif kind == "any":

@@ -17,12 +17,13 @@ from pydantic import ValidationError
 from rich.console import Console
 
 import swarmdesk.registrations  # noqa: F401
-from swarmdesk.accounts.actions import do_create_account_with_admin
+from swarmdesk.accounts.actions import do_create_account_with_admin, slugify
 from swarmdesk.config import Settings
 from swarmdesk.contacts.identity import normalize_email
 from swarmdesk.core import migrate
 from swarmdesk.core.errors import DomainError
 from swarmdesk.core.logging import configure_logging
+from swarmdesk.demo import texts as demo_texts
 from swarmdesk.demo.seed import DEMO_PASSWORD, seed_demo
 from swarmdesk.main import create_app
 from swarmdesk.runtime import create_runtime
@@ -259,8 +260,9 @@ def demo(data_dir: Annotated[Path, typer.Option(help="where the demo's database 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.effective_database_url)
     logins = asyncio.run(seed_demo(settings, console))
-    console.print(f"\n[bold green]Swarmdesk demo[/bold green] at [link]http://{host}:{port}[/link]  "
-                  f"(API docs: http://{host}:{port}/docs)", soft_wrap=True)
+    console.print(f"\n[bold green]Swarmdesk demo[/bold green] at [link]http://{host}:{port}/app[/link]  "
+                  f"(customer portal: http://{host}:{port}/portal/{slugify(demo_texts.ACCOUNT_NAME)}, "
+                  f"API docs: http://{host}:{port}/docs)", soft_wrap=True)
     width = max((len(email) for _, email in logins), default=0)
     for role, email in logins:
         console.print(f"  {role:<10} {email:<{width}}  password: {DEMO_PASSWORD}", soft_wrap=True)

@@ -12,5 +12,6 @@ import swarmdesk.channels.twilio.voice  # noqa: F401
 import swarmdesk.channels.twilio.whatsapp  # noqa: F401
 import swarmdesk.channels.webchat.tasks  # noqa: F401
 import swarmdesk.contacts.tasks  # noqa: F401
+import swarmdesk.portal.tasks  # noqa: F401
 import swarmdesk.webhooks.listeners  # noqa: F401
 import swarmdesk.webhooks.tasks  # noqa: F401

@@ -19,6 +19,9 @@ from swarmdesk.runtime import Runtime
 
 SESSION_COOKIE = "sd_session"
 CSRF_COOKIE = "sd_csrf"
+# The customer portal's session (HttpOnly) and the CSRF token its pages echo in X-CSRF-Token.
+PORTAL_COOKIE = "sd_portal"
+PORTAL_CSRF_COOKIE = "sd_portal_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -65,6 +68,9 @@ async def current_staff(request: Request, uow: Uow) -> StaffPrincipal:
         via = "token"
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie and request.cookies.get(PORTAL_COOKIE):
+            # Like a customer token: a portal session is never staff, whatever it is sent to.
+            raise Forbidden("a customer portal session cannot be used on an agent route")
         if not cookie or not cookie.startswith(SESSION_TOKEN_PREFIX):
             raise NotAuthenticated("sign in or send an API token")
         found_session = await service.user_for_session(uow.session, cookie)
@@ -73,7 +79,7 @@ async def current_staff(request: Request, uow: Uow) -> StaffPrincipal:
         user, browser_session = found_session
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
-            if not sent or not hmac.compare_digest(sent, browser_session.csrf_token):
+            if not sent or not hmac.compare_digest(sent.encode(), browser_session.csrf_token.encode()):
                 raise Forbidden("missing or wrong CSRF token (send the X-CSRF-Token header)")
         scopes, via = None, "session"
     if not user.is_active:
@@ -86,6 +92,8 @@ async def current_staff(request: Request, uow: Uow) -> StaffPrincipal:
 async def current_customer(request: Request, uow: Uow) -> CustomerPrincipal:
     token = _bearer(request)
     if token is None:
+        if request.cookies.get(PORTAL_COOKIE):
+            return await _portal_customer(request, uow)
         raise NotAuthenticated("send the customer token as 'Authorization: Bearer <token>'")
     if not token.startswith(CUSTOMER_TOKEN_PREFIX):
         raise Forbidden("this route is for customer sessions; agent credentials cannot be used here")
@@ -94,6 +102,26 @@ async def current_customer(request: Request, uow: Uow) -> CustomerPrincipal:
         raise NotAuthenticated("customer session is invalid or expired")
     return CustomerPrincipal(contact_id=cs.contact_id, account_id=cs.account_id, inbox_id=cs.inbox_id,
                              session_id=cs.id)
+
+
+async def _portal_customer(request: Request, uow: Uow) -> CustomerPrincipal:
+    """The customer portal's cookie: a customer of one contact on every channel (no inbox). The
+    browser sends the cookie by itself, so unsafe methods must echo the session's CSRF token."""
+    cs = await service.portal_session_for(uow.session, request.cookies.get(PORTAL_COOKIE, ""))
+    if cs is None or cs.csrf_token is None:
+        raise NotAuthenticated("portal session expired; sign in again")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        # As bytes: compare_digest refuses non-ASCII text, and a header may carry any byte.
+        if not sent or not hmac.compare_digest(sent.encode(), cs.csrf_token.encode()):
+            raise Forbidden("missing or wrong CSRF token (send the X-CSRF-Token header)")
+    return CustomerPrincipal(contact_id=cs.contact_id, account_id=cs.account_id, inbox_id=cs.inbox_id,
+                             session_id=cs.id)
+
+
+def is_portal_customer(customer: CustomerPrincipal) -> bool:
+    """A portal session reaches the contact's conversations on every channel and is bound to no inbox."""
+    return customer.inbox_id is None
 
 
 Staff = Annotated[StaffPrincipal, Depends(current_staff)]

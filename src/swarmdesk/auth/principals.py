@@ -44,5 +44,5 @@ class StaffPrincipal:
 class CustomerPrincipal:
     contact_id: int
     account_id: int
-    inbox_id: int
+    inbox_id: int | None  # None: a customer portal session (every conversation of the contact)
     session_id: int

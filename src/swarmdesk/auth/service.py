@@ -45,5 +45,15 @@ async def customer_session_for(session: AsyncSession, token: str) -> CustomerSes
     return cs
 
 
+async def portal_session_for(session: AsyncSession, token: str) -> CustomerSession | None:
+    """A portal session (no inbox, a CSRF token) by its cookie; a widget's token is not one."""
+    cs = await session.scalar(select(CustomerSession).where(
+        CustomerSession.token_hash == token_digest(token), CustomerSession.inbox_id.is_(None),
+        CustomerSession.csrf_token.is_not(None)))
+    if cs is None or cs.expires_at <= utcnow():
+        return None
+    return cs
+
+
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email.lower()))

@@ -38,7 +38,7 @@ async def do_update_inbox(uow: UnitOfWork, principal: StaffPrincipal, box: Secre
         inbox.name = changed["name"] = payload.name
     if payload.config is not None:
         current = service.decrypt_config(inbox, box).model_dump(mode="json")
-        config = channels.validate_config(inbox.channel_kind, {**current, **payload.config})
+        config = channels.validate_config(inbox.channel_kind, service.merge_config(current, payload.config))
         inbox.config_encrypted = box.encrypt(config.model_dump_json())
         # Record which keys changed, never their values (they may be secrets).
         changed["config_keys"] = sorted(payload.config)

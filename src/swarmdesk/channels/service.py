@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,13 +32,50 @@ def decrypt_config(inbox: Inbox, box: SecretBox) -> ChannelConfig:
     return model.model_validate_json(box.decrypt(inbox.config_encrypted))
 
 
+def public_config(value: Any) -> tuple[Any, list[str]]:
+    """A config as JSON without any secret field, and the dotted paths of the secrets that are set.
+    Walks nested config models and lists, so a secret inside a block (``imap.password``) is caught."""
+    if isinstance(value, BaseModel):
+        secret = value.secret_fields() if isinstance(value, ChannelConfig) else set()
+        out: dict[str, Any] = {}
+        set_paths: list[str] = []
+        for name in type(value).model_fields:
+            item = getattr(value, name)
+            if name in secret:
+                if item:
+                    set_paths.append(name)
+                continue
+            out[name], inner = public_config(item)
+            set_paths += [f"{name}.{path}" for path in inner]
+        return out, set_paths
+    if isinstance(value, list | tuple):
+        items, set_paths = [], []
+        for index, item in enumerate(value):
+            clean, inner = public_config(item)
+            items.append(clean)
+            set_paths += [f"{index}.{path}" for path in inner]
+        return items, set_paths
+    return to_jsonable_python(value), []
+
+
+def merge_config(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """``change`` over ``current``, nested blocks merged key by key: a secret the caller did not
+    send (it never saw it) is kept; a block set to null is removed."""
+    merged = dict(current)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(current.get(key), dict):
+            merged[key] = merge_config(current[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def inbox_out(inbox: Inbox, box: SecretBox, base_url: str) -> InboxOut:
     config = decrypt_config(inbox, box)
-    secret_fields = config.secret_fields()
-    public = config.model_dump(mode="json", exclude=secret_fields)
+    public, secrets_set = public_config(config)
     return InboxOut(id=inbox.id, name=inbox.name, channel_kind=inbox.channel_kind, public_key=inbox.public_key,
                     webhook_url=f"{base_url.rstrip('/')}/api/v1/inboxes/{inbox.public_key}/webhook", config=public,
-                    secrets_set=sorted(f for f in secret_fields if getattr(config, f, None)),
+                    secrets_set=sorted(secrets_set),
                     settings=inbox.settings or {}, is_active=inbox.is_active, created_at=inbox.created_at)
 
 

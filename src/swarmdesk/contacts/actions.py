@@ -22,6 +22,7 @@ from swarmdesk.contacts.models import (
     ContactIdentity,
     ContactMerge,
     ContactMergeSuggestion,
+    ContactNote,
     CustomerSession,
     IdentityKind,
     Organization,
@@ -29,6 +30,7 @@ from swarmdesk.contacts.models import (
 )
 from swarmdesk.contacts.schemas import (
     ContactCreate,
+    ContactNoteCreate,
     ContactOut,
     ContactUpdate,
     CustomerSessionCreate,
@@ -336,6 +338,10 @@ async def do_merge_contacts(uow: UnitOfWork, principal: StaffPrincipal, survivor
     moved.identity_ids = [i.id for i in identities]
     conversations = await service.conversations_of(session, principal.account_id, merged.id)
     moved.conversation_ids = [c.id for c in conversations]
+    notes = await service.notes_of(session, merged.id, limit=10_000)
+    for note in notes:
+        note.contact_id = survivor.id
+    moved.note_ids = [n.id for n in notes]
     pair = (max(survivor.id, merged.id), min(survivor.id, merged.id))
     for s in await service.suggestions_involving(session, merged.id, SuggestionStatus.open):
         if (s.contact_id, s.candidate_id) == pair:
@@ -389,6 +395,9 @@ async def do_undo_merge(uow: UnitOfWork, principal: StaffPrincipal, merge: Conta
         ContactIdentity.id.in_(moved.identity_ids), ContactIdentity.contact_id == survivor.id))).all())
     for identity in identities:
         identity.contact_id = merged.id
+    for note in (await session.scalars(select(ContactNote).where(
+            ContactNote.id.in_(moved.note_ids), ContactNote.contact_id == survivor.id))).all():
+        note.contact_id = merged.id
     conversations = list((await session.scalars(select(Conversation).where(
         Conversation.id.in_(moved.conversation_ids), Conversation.contact_id == survivor.id)
         .order_by(Conversation.id))).all())
@@ -455,3 +464,17 @@ async def _publish_merge(uow: UnitOfWork, survivor: Contact, merged: Contact,
         uow.publish(ConversationUpdated(account_id=conversation.account_id,
                                         audience=audience.conversation_staff(conversation),
                                         conversation=out, changed=["contact"]))
+
+
+async def do_add_contact_note(uow: UnitOfWork, principal: StaffPrincipal, contact: Contact,
+                              payload: ContactNoteCreate) -> ContactNote:
+    if contact.account_id != principal.account_id:
+        raise NotFound("contact not found")
+    note = ContactNote(account_id=principal.account_id, contact_id=contact.id, author_id=principal.user_id,
+                       body=payload.body, created_at=utcnow())
+    uow.session.add(note)
+    await uow.session.flush()
+    accounts_service.audit(uow.session, principal.account_id, principal.user_id, "contact.note_added", "contact",
+                           contact.id, {"note_id": note.id})
+    await uow.commit()
+    return note

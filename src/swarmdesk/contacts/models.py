@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from swarmdesk.core.models import AccountScoped, Base, BigId, IdMixin, Timestamps
@@ -51,12 +51,17 @@ class ContactIdentity(IdMixin, AccountScoped, Base):
 
 
 class CustomerSession(IdMixin, AccountScoped, Base):
-    """A customer's credential for the widget or the portal: it can only reach its own contact."""
+    """A customer's credential for the widget or the portal: it can only reach its own contact.
+
+    A widget or API session is bound to the inbox it was opened on. A portal session (signed in
+    by a magic link) has no inbox: it sees the contact's conversations on every channel, travels
+    in an HttpOnly cookie and carries the CSRF token its pages echo."""
 
     __tablename__ = "customer_sessions"
     contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
-    inbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("inboxes.id", ondelete="CASCADE"))
+    inbox_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("inboxes.id", ondelete="CASCADE"), default=None)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
 
@@ -106,3 +111,14 @@ class ContactMerge(IdMixin, AccountScoped, Base):
     undone_at: Mapped[datetime | None] = mapped_column(default=None)
     undone_by_user_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+
+class ContactNote(IdMixin, AccountScoped, Base):
+    """What the team knows about a customer beyond any one conversation (shown in the profile)."""
+
+    __tablename__ = "contact_notes"
+    __table_args__ = (Index("ix_contact_notes_contact_id", "contact_id", "id"),)
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()

@@ -12,6 +12,8 @@ from swarmdesk.contacts.schemas import (
     ContactDetailOut,
     ContactMergeCreate,
     ContactMergeOut,
+    ContactNoteCreate,
+    ContactNoteOut,
     ContactOut,
     ContactUpdate,
     IdentityOut,
@@ -193,3 +195,21 @@ async def undo_contact_merge(principal: ContactsWriter, uow: Uow, merge_id: int)
     if merge is None:
         raise NotFound(f"contact merge {merge_id} not found")
     return ContactMergeOut.model_validate(await actions.do_undo_merge(uow, principal, merge))
+
+
+@router.get("/contacts/{contact_id}/notes", response_model=list[ContactNoteOut], summary="Notes about the customer, newest first")
+async def list_contact_notes(principal: ContactsReader, uow: Uow, contact_id: int) -> list[ContactNoteOut]:
+    contact = await service.get_contact(uow.session, principal.account_id, contact_id)
+    if contact is None:
+        raise NotFound("contact not found")
+    return await service.notes_out(uow.session, await service.notes_of(uow.session, contact.id))
+
+
+@router.post("/contacts/{contact_id}/notes", response_model=ContactNoteOut, status_code=201)
+async def add_contact_note(principal: ContactsWriter, uow: Uow, contact_id: int,
+                           payload: ContactNoteCreate) -> ContactNoteOut:
+    contact = await service.get_contact(uow.session, principal.account_id, contact_id)
+    if contact is None:
+        raise NotFound("contact not found")
+    note = await actions.do_add_contact_note(uow, principal, contact, payload)
+    return (await service.notes_out(uow.session, [note]))[0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from swarmdesk.contacts.identity import Email, Phone
 from swarmdesk.contacts.models import IdentityKind, SuggestionStatus
@@ -123,6 +123,7 @@ class MergeMoved(BaseModel):
     survivor_filled: dict[str, Any] = Field(default_factory=dict, description="the values the merge filled them with")
     attributes_added: dict[str, Any] = Field(default_factory=dict)
     dismissed_suggestion_ids: list[int] = Field(default_factory=list)
+    note_ids: list[int] = Field(default_factory=list)
 
 
 class ContactMergeOut(Out):
@@ -134,3 +135,23 @@ class ContactMergeOut(Out):
     created_at: datetime
     undone_at: datetime | None
     undone_by_user_id: int | None
+
+
+class ContactNoteCreate(In):
+    body: str = Field(min_length=1, max_length=5000, description="plain text; shown as text, never as markup")
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a note needs some text")
+        return value.strip()
+
+
+class ContactNoteOut(Out):
+    id: int
+    contact_id: int
+    author_id: int | None
+    author_name: str | None
+    body: str
+    created_at: datetime

@@ -6,17 +6,19 @@ from functools import lru_cache
 from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from swarmdesk.accounts.models import User
 from swarmdesk.contacts.identity import IdentityClaim
 from swarmdesk.contacts.models import (
     Contact,
     ContactIdentity,
     ContactMerge,
     ContactMergeSuggestion,
+    ContactNote,
     IdentityKind,
     Organization,
     SuggestionStatus,
 )
-from swarmdesk.contacts.schemas import ContactSummary, MergeSuggestionOut
+from swarmdesk.contacts.schemas import ContactNoteOut, ContactSummary, MergeSuggestionOut
 from swarmdesk.conversations.models import Conversation
 from swarmdesk.core.clock import utcnow
 
@@ -191,3 +193,18 @@ async def list_merges(session: AsyncSession, account_id: int, contact_id: int, b
     if before_id is not None:
         stmt = stmt.where(ContactMerge.id < before_id)
     return list((await session.scalars(stmt)).all())
+
+
+async def notes_of(session: AsyncSession, contact_id: int, limit: int = 50) -> list[ContactNote]:
+    """Newest first."""
+    return list((await session.scalars(select(ContactNote).where(ContactNote.contact_id == contact_id)
+                                       .order_by(ContactNote.id.desc()).limit(limit))).all())
+
+
+async def notes_out(session: AsyncSession, notes: Sequence[ContactNote]) -> list[ContactNoteOut]:
+    author_ids = {n.author_id for n in notes if n.author_id}
+    names = dict((await session.execute(select(User.id, User.name).where(User.id.in_(author_ids)))).all()) \
+        if author_ids else {}
+    return [ContactNoteOut(id=n.id, contact_id=n.contact_id, author_id=n.author_id,
+                           author_name=names.get(n.author_id) if n.author_id else None, body=n.body,
+                           created_at=n.created_at) for n in notes]

@@ -22,6 +22,7 @@ from swarmdesk.conversations.linking import JoinPolicy, Link, LinkReason
 from swarmdesk.conversations.models import (
     Attachment,
     Conversation,
+    ConversationMention,
     ConversationParticipant,
     ConversationStatus,
     ConversationTag,
@@ -57,6 +58,8 @@ from swarmdesk.events.types import (
     MessageUpdated,
 )
 from swarmdesk.jobs import service as jobs_service
+from swarmdesk.notifications import actions as notifications_actions
+from swarmdesk.notifications import service as notifications_service
 
 DELIVER_JOB = "channels.deliver"
 
@@ -186,6 +189,8 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
                                                 audience=audience.conversation_customer(conversation),
                                                 conversation=service.customer_conversation_out(conversation)))
     _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, contact.name)
+    if conversation.assignee_id is not None and not inbound.automatic:
+        await notifications_actions.notify_customer_replied(uow, conversation, message, contact.name)
     return Received(message=message, conversation=conversation, conversation_created=created)
 
 
@@ -219,6 +224,7 @@ async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversati
         raise ValidationFailed("a message needs content or at least one attachment")
     files = decode_attachments(payload.attachments, max_attachment_bytes)
     session, now = uow.session, utcnow()
+    await _check_mentions(uow, principal, payload.mention_ids)
     if payload.private:
         if payload.inbox_id is not None:
             raise ValidationFailed("an internal note is not sent on any channel: omit inbox_id")
@@ -231,11 +237,16 @@ async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversati
         account_id=conversation.account_id, conversation_id=conversation.id, inbox_id=inbox.id,
         direction=Direction.outgoing, private=payload.private, channel=inbox.channel_kind,
         sender_type=SenderType.user, sender_id=principal.user_id, content=content, content_html=content_html,
-        delivery_status=DeliveryStatus.not_sent if payload.private else DeliveryStatus.pending, meta={},
-        created_at=now)
+        delivery_status=DeliveryStatus.not_sent if payload.private else DeliveryStatus.pending,
+        meta={"mentions": payload.mention_ids} if payload.mention_ids else {}, created_at=now)
     session.add(message)
     await session.flush()
     attachments = await _store_attachments(uow, store, message, files)
+    for user_id in payload.mention_ids:
+        session.add(ConversationMention(account_id=conversation.account_id, conversation_id=conversation.id,
+                                        message_id=message.id, user_id=user_id, created_at=now))
+        # Before the message is published: the mentioned see it, and the conversation, from now on.
+        await add_participant(uow, conversation, user_id)
     conversation.last_activity_at = now
     conversation.updated_at = now
     conversation.message_count += 1
@@ -246,8 +257,21 @@ async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversati
         conversation.waiting_since = None
         jobs_service.enqueue(session, DELIVER_JOB, {"message_id": message.id}, account_id=conversation.account_id)
     _publish_message(uow, conversation, contact, inbox.channel_kind, message, attachments, principal.name)
+    await notifications_actions.notify_mentioned(uow, principal, conversation, message, payload.mention_ids)
     await uow.commit()
     return message
+
+
+async def _check_mentions(uow: UnitOfWork, principal: StaffPrincipal, user_ids: list[int]) -> None:
+    """Only active users of the caller's account can be mentioned (another account's are unknown)."""
+    if not user_ids:
+        return
+    known = await notifications_service.active_user_ids(uow.session, principal.account_id, user_ids)
+    unknown = [u for u in user_ids if u not in known]
+    if unknown:
+        raise ValidationFailed(f"mention_ids: {', '.join(map(str, unknown))} "
+                               f"{'is not an active user' if len(unknown) == 1 else 'are not active users'} "
+                               "of this account", extra={"unknown_ids": unknown})
 
 
 async def _validate_assignment(uow: UnitOfWork, account_id: int, assignee_id: int | None,
@@ -316,6 +340,8 @@ async def do_update_conversation(uow: UnitOfWork, principal: StaffPrincipal, con
                                        status_changed=status_changed, assigned=assigned,
                                        previous_assignee=previous_assignee, previous_team=previous_team,
                                        changed=changed)
+    if conversation.assignee_id != previous_assignee:
+        await notifications_actions.notify_assigned(uow, principal, conversation)
     await uow.commit()
     return conversation
 
@@ -403,6 +429,7 @@ async def do_create_conversation(uow: UnitOfWork, principal: StaffPrincipal, pay
                                     audience=audience.conversation_staff(conversation),
                                     conversation=service.conversation_out(conversation, contact,
                                                                           inbox.channel_kind)))
+    await notifications_actions.notify_assigned(uow, principal, conversation)
     if payload.content:
         # do_send_message commits the whole unit of work, conversation included.
         await do_send_message(uow, principal, conversation, MessageCreate(content=payload.content),
@@ -416,15 +443,17 @@ async def do_create_conversation(uow: UnitOfWork, principal: StaffPrincipal, pay
 
 async def do_customer_start_conversation(uow: UnitOfWork, customer: CustomerPrincipal,
                                          payload: CustomerConversationCreate, *, store: AttachmentStore) -> Received:
+    if customer.inbox_id is None:
+        raise Conflict("a portal session starts conversations with POST /api/v1/portal/conversations")
     inbox, contact = await _customer_context(uow, customer)
     inbound = InboundMessage(external_id=None, content=payload.content, subject=payload.subject)
     # A customer starting a conversation explicitly always gets a new one.
-    received = await _receive_new(uow, inbox, contact, inbound, store=store)
+    received = await receive_new(uow, inbox, contact, inbound, store=store)
     await uow.commit()
     return received
 
 
-async def _receive_new(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbound: InboundMessage, *,
+async def receive_new(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbound: InboundMessage, *,
                        store: AttachmentStore) -> Received:
     inbound.conversation_key = None
     now = utcnow()
@@ -447,18 +476,23 @@ async def _receive_new(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbound:
 async def do_customer_send_message(uow: UnitOfWork, customer: CustomerPrincipal, conversation: Conversation,
                                    payload: CustomerMessageCreate, *, store: AttachmentStore,
                                    max_attachment_bytes: int) -> Received:
-    inbox, contact = await _customer_context(uow, customer)
+    """A widget session writes on its own inbox; a portal session (no inbox) on the conversation's,
+    marked ``via: portal``, so the agent's answer goes out where the conversation lives."""
+    inbox, contact = await _customer_context(uow, customer, conversation)
     if conversation.status == ConversationStatus.closed:
         raise Conflict("this conversation is closed; start a new one")
     inbound = InboundMessage(external_id=None, content=payload.content,
+                             meta={"via": "portal"} if customer.inbox_id is None else {},
                              attachments=decode_attachments(payload.attachments, max_attachment_bytes))
     received = await receive_message(uow, inbox, contact, inbound, store=store, conversation=conversation)
     await uow.commit()
     return received
 
 
-async def _customer_context(uow: UnitOfWork, customer: CustomerPrincipal) -> tuple[Inbox, Contact]:
-    inbox = await uow.session.get(Inbox, customer.inbox_id)
+async def _customer_context(uow: UnitOfWork, customer: CustomerPrincipal,
+                            conversation: Conversation | None = None) -> tuple[Inbox, Contact]:
+    inbox_id = customer.inbox_id if customer.inbox_id is not None or conversation is None else conversation.inbox_id
+    inbox = await uow.session.get(Inbox, inbox_id) if inbox_id is not None else None
     contact = await uow.session.get(Contact, customer.contact_id)
     if inbox is None or contact is None or not inbox.is_active:
         raise NotFound("this customer session's inbox is gone")

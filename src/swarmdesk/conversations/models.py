@@ -56,6 +56,14 @@ class Conversation(IdMixin, AccountScoped, Timestamps, Base):
     __table_args__ = (
         Index("ix_conversations_account_activity", "account_id", "last_activity_at", "id"),
         Index("ix_conversations_account_status_activity", "account_id", "status", "last_activity_at", "id"),
+        # The inbox (inbox/service.py): each sort and each narrowing view reads one index range.
+        Index("ix_conversations_account_status_waiting", "account_id", "status", "waiting_since", "id"),
+        Index("ix_conversations_account_status_priority",
+              "account_id", "status", "priority", "last_activity_at", "id"),
+        Index("ix_conversations_account_assignee_status_activity",
+              "account_id", "assignee_id", "status", "last_activity_at", "id"),
+        Index("ix_conversations_account_team_status_activity",
+              "account_id", "team_id", "status", "last_activity_at", "id"),
         Index("ix_conversations_contact_inbox_status", "contact_id", "inbox_id", "status"),
         UniqueConstraint("inbox_id", "external_key"),
     )

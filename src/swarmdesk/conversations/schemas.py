@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from swarmdesk.conversations.models import ConversationStatus, DeliveryStatus, Direction, Priority, SenderType
 from swarmdesk.core.schemas import CustomAttributes, In, Out
 
 MAX_MESSAGE_CHARS = 50_000
+MAX_MENTIONS = 20
+MAX_ID = 2**63 - 1
 TAG_PATTERN = r"^[\w][\w\-: ]{0,99}$"
 
 
@@ -129,6 +131,27 @@ class MessageCreate(In):
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10)
     inbox_id: int | None = Field(default=None, description="the channel to reply on (see reply-channels); "
                                                            "default: where the customer last wrote")
+    mention_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=MAX_MENTIONS,
+        description="colleagues @mentioned in an internal note (private=true only): active users of this "
+                    "account, who join the conversation and are notified")
+
+    @field_validator("mention_ids")
+    @classmethod
+    def _distinct(cls, ids: list[int]) -> list[int]:
+        return list(dict.fromkeys(ids))
+
+    @model_validator(mode="after")
+    def _mentions_only_in_notes(self) -> MessageCreate:
+        if self.mention_ids and not self.private:
+            raise ValueError("mention_ids: only an internal note (private=true) can mention colleagues; "
+                             "a reply to the customer cannot")
+        return self
+
+
+class AgentTypingUpdate(In):
+    private: bool = Field(default=False, description="writing an internal note: only colleagues are told, "
+                                                     "never the customer")
 
 
 class ReplyChannelOut(Out):

@@ -56,6 +56,17 @@ async def get_visible(session: AsyncSession, principal: StaffPrincipal, conversa
         Conversation.id == conversation_id, Conversation.account_id == principal.account_id, visible_to(principal)))
 
 
+async def get_visible_many(session: AsyncSession, principal: StaffPrincipal,
+                           conversation_ids: Sequence[int]) -> dict[int, Conversation]:
+    """Those of the ids the caller may see, by id (the others are missing from the answer)."""
+    if not conversation_ids:
+        return {}
+    rows = await session.scalars(select(Conversation).where(
+        Conversation.id.in_(conversation_ids), Conversation.account_id == principal.account_id,
+        visible_to(principal)))
+    return {c.id: c for c in rows}
+
+
 async def get_for_contact(session: AsyncSession, account_id: int, contact_id: int,
                           conversation_id: int) -> Conversation | None:
     return await session.scalar(select(Conversation).where(

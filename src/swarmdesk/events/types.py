@@ -12,6 +12,7 @@ from swarmdesk.conversations.schemas import (
     MessageOut,
 )
 from swarmdesk.events.base import BaseEvent
+from swarmdesk.notifications.schemas import NotificationOut
 
 
 class ConversationCreated(BaseEvent):
@@ -117,3 +118,34 @@ class CustomerTyping(BaseEvent):
     conversation_id: int
     sender_name: str
     typing: bool
+
+
+class ConversationViewing(BaseEvent):
+    """Collision presence: a staff member has the conversation open (a heartbeat every ~20 s) or
+    left it. Ephemeral like typing: nothing is stored, webhooks are never offered it, and a client
+    forgets a viewer 45 s after its last heartbeat."""
+
+    type: Literal["conversation.viewing"] = "conversation.viewing"
+    conversation_id: int
+    user_id: int
+    name: str
+    state: Literal["viewing", "left"]
+    composing: Literal["reply", "note"] | None = None
+
+
+# One user's own notifications: each goes to that user only.
+class NotificationCreated(BaseEvent):
+    """A new notification. A customer_replied notification that collapses a further reply is sent
+    again with the same id, a new snippet and created_at: clients upsert by id."""
+
+    type: Literal["notification.created"] = "notification.created"
+    notification: NotificationOut
+
+
+class NotificationRead(BaseEvent):
+    """Notifications were marked read (in another tab, perhaps): ``ids`` lists them, or ``all``."""
+
+    type: Literal["notification.read"] = "notification.read"
+    ids: list[int] | None
+    all: bool
+    unread_count: int

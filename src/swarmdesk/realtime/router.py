@@ -22,7 +22,14 @@ from pydantic import BaseModel
 
 from swarmdesk.accounts import service as accounts_service
 from swarmdesk.accounts.models import User
-from swarmdesk.auth.dependencies import RuntimeDep, Uow, current_customer, current_staff
+from swarmdesk.auth.dependencies import (
+    PORTAL_COOKIE,
+    SESSION_COOKIE,
+    RuntimeDep,
+    Uow,
+    current_customer,
+    current_staff,
+)
 from swarmdesk.auth.principals import CustomerPrincipal, StaffPrincipal
 from swarmdesk.contacts.models import Contact
 from swarmdesk.conversations import service as conversations_service
@@ -37,12 +44,18 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/realtime", tags=["realtime"])
 
 HEARTBEAT_SECONDS = 25.0
+PRINCIPAL_HEADER = "x-swarmdesk-principal"
 RELOAD = b'{"op":"reload"}'
 
 
 async def any_principal(request: Request, uow: Uow) -> StaffPrincipal | CustomerPrincipal:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer ") and header[7:].strip().startswith(CUSTOMER_TOKEN_PREFIX):
+        return await current_customer(request, uow)
+    # The customer portal's cookie. A browser signed in as staff too (an agent trying the portal)
+    # sends both cookies: the portal's pages say which they are with X-Swarmdesk-Principal.
+    if not header and request.cookies.get(PORTAL_COOKIE) and (
+            SESSION_COOKIE not in request.cookies or request.headers.get(PRINCIPAL_HEADER) == "customer"):
         return await current_customer(request, uow)
     return await current_staff(request, uow)
 

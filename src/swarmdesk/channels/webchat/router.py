@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
 from swarmdesk.auth.dependencies import ConversationsWriter, Customer, RuntimeDep, Uow
@@ -21,7 +21,9 @@ from swarmdesk.channels.webchat.schemas import (
     WidgetSessionOut,
 )
 from swarmdesk.conversations.dependencies import CustomerConversation, WritableConversation
+from swarmdesk.conversations.schemas import AgentTypingUpdate
 from swarmdesk.core.errors import Conflict, NotFound
+from swarmdesk.notifications.dependencies import refuse_null_body
 
 router = APIRouter(tags=["web chat"])
 
@@ -115,21 +117,26 @@ async def customer_stopped_typing(customer: Customer, conversation: CustomerConv
     return Response(status_code=204)
 
 
-Private = Annotated[bool, Query(description="an internal note: the customer is not told")]
+Private = Annotated[bool, Query(description="an internal note: the customer is not told (or the body's private)")]
 
 
+# Colleagues always see an agent typing (collision detection); the customer only for a reply,
+# never for an internal note ({"private": true} in the body, or ?private=true).
 @router.post("/api/v1/conversations/{conversation_id}/typing", status_code=204, tags=["conversations"],
+             dependencies=[Depends(refuse_null_body)],
              summary="The agent is typing (renew every few seconds while they are)")
 async def agent_typing(principal: ConversationsWriter, conversation: WritableConversation, uow: Uow,
-                       private: Private = False) -> Response:
+                       private: Private = False, payload: AgentTypingUpdate | None = None) -> Response:
+    private = private or (payload is not None and payload.private)
     await actions.do_agent_typing(uow, principal, conversation, True, private=private)
     return Response(status_code=204)
 
 
 @router.delete("/api/v1/conversations/{conversation_id}/typing", status_code=204, tags=["conversations"],
-               summary="The agent stopped typing")
+               dependencies=[Depends(refuse_null_body)], summary="The agent stopped typing")
 async def agent_stopped_typing(principal: ConversationsWriter, conversation: WritableConversation, uow: Uow,
-                               private: Private = False) -> Response:
+                               private: Private = False, payload: AgentTypingUpdate | None = None) -> Response:
+    private = private or (payload is not None and payload.private)
     await actions.do_agent_typing(uow, principal, conversation, False, private=private)
     return Response(status_code=204)
 

@@ -1,11 +1,9 @@
 // Every workspace page: notifications, keyboard shortcuts, sign-out, then the page's own module.
 import { api } from "./api.js";
 import { $, el, announce, toast } from "./dom.js";
-import { Realtime } from "./realtime.js";
+import { realtime } from "./session.js";
 
 const body = document.body;
-export const me = { id: Number(body.dataset.userId), name: body.dataset.userName, role: body.dataset.role };
-export const realtime = new Realtime();
 
 // --- notifications -------------------------------------------------------------------------------
 const bell = $("#bell");
@@ -86,6 +84,7 @@ document.addEventListener("keydown", (event) => {
   const target = event.target;
   const typing = target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
   if (typing || event.metaKey || event.ctrlKey || event.altKey) return;
+  if (event.defaultPrevented || document.querySelector("dialog[open]")) return;
   if (event.key === "?") { event.preventDefault(); help.showModal(); return; }
   if (lastKey === "g" && event.key === "i") { location.assign("/app"); return; }
   lastKey = event.key;
@@ -103,7 +102,8 @@ const pageModules = {
   inbox: "./inbox.js",
   conversation: "./conversation.js",
 };
+// Handlers are registered before the connection starts, so no early event is missed.
 const moduleName = pageModules[body.dataset.page];
-if (moduleName) await import(moduleName);
-startRealtime();
-loadNotifications();
+(moduleName ? import(moduleName) : Promise.resolve())
+  .catch((error) => console.error("page module", error))
+  .finally(() => { startRealtime(); loadNotifications(); });
