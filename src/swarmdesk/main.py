@@ -21,6 +21,7 @@ import swarmdesk.registrations  # noqa: F401  (job handlers, listeners and adapt
 from swarmdesk import __version__
 from swarmdesk.accounts.router import router as accounts_router
 from swarmdesk.auth.router import router as auth_router
+from swarmdesk.automation.router import router as automation_router
 from swarmdesk.canned_responses.router import router as canned_responses_router
 from swarmdesk.channels.email.adapter import MAX_MAIL_BYTES
 from swarmdesk.channels.email.router import router as email_router
@@ -37,8 +38,12 @@ from swarmdesk.jobs.router import router as jobs_router
 from swarmdesk.notifications.router import router as notifications_router
 from swarmdesk.ops.router import router as ops_router
 from swarmdesk.portal.router import router as portal_router
+from swarmdesk.preferences.router import router as preferences_router
 from swarmdesk.realtime.router import router as realtime_router
+from swarmdesk.routing.router import router as routing_router
 from swarmdesk.runtime import Runtime, create_runtime
+from swarmdesk.sla.router import router as sla_router
+from swarmdesk.swarming.router import router as swarming_router
 from swarmdesk.web.admin import router as admin_pages_router
 from swarmdesk.web.pages import router as pages_router
 from swarmdesk.web.portal import router as portal_pages_router
@@ -238,6 +243,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for r in (intake_router, ops_router, auth_router, accounts_router, contacts_router, conversations_router,
               customer_router, channels_router, email_router, webhooks_router, jobs_router, realtime_router, webchat_router,
               inbox_router, notifications_router, canned_responses_router, portal_router,
+              routing_router, sla_router, automation_router, swarming_router, preferences_router,
               pages_router, admin_pages_router, portal_pages_router):
         app.include_router(r)
     return app

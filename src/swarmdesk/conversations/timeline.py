@@ -15,7 +15,9 @@ from swarmdesk.conversations.models import Activity, Message
 from swarmdesk.conversations.schemas import ActivityOut, MessageOut
 
 # Activities worth a line between messages; the rest (e.g. "created") is in the activity log.
-SHOWN_VERBS = ("assigned", "status_changed", "team_changed", "tags_changed", "contact_merged", "priority_changed")
+SHOWN_VERBS = ("assigned", "status_changed", "team_changed", "tags_changed", "contact_merged", "priority_changed",
+               "routed", "swarm_started", "swarm_ended", "sla_breached", "rule_applied", "macro_applied",
+               "send_deferred")
 
 
 @dataclass(slots=True, frozen=True)

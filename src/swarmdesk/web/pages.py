@@ -117,6 +117,9 @@ def _describe(users: dict[int, str], teams: dict[int, str]) -> Callable[[Activit
             parts = [f"added {', '.join('#' + t for t in data.get('added', []))}" if data.get("added") else "",
                      f"removed {', '.join('#' + t for t in data.get('removed', []))}" if data.get("removed") else ""]
             return f"{who} " + " and ".join(p for p in parts if p)
+        if activity.verb == "routed":
+            target = users.get(data.get("to") or 0) or "nobody"
+            return f"Routed to {target}: {data['explanation']}" if data.get("explanation") else f"Routed to {target}"
         if activity.verb == "contact_merged":
             return f"{who} merged two customer profiles into this one"
         return f"{who}: {activity.verb.replace('_', ' ')}"

@@ -1,0 +1,1 @@
+"""Automation rules and macros: on an event, if conditions, then actions; every execution logged."""

@@ -1,0 +1,1 @@
+"""Background jobs of the automation domain (registered at import by swarmdesk.registrations)."""

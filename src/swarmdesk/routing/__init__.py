@@ -1,0 +1,1 @@
+"""Presence, capacity, skills and routing: who gets a conversation, and why."""

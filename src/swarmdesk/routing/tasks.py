@@ -1,0 +1,1 @@
+"""Background jobs of the routing domain (registered at import by swarmdesk.registrations)."""

@@ -1,0 +1,1 @@
+"""Durable reactions to events of the sla domain (registered at import by swarmdesk.registrations)."""

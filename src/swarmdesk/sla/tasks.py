@@ -1,0 +1,1 @@
+"""Background jobs of the sla domain (registered at import by swarmdesk.registrations)."""

@@ -1,0 +1,1 @@
+"""Swarming: one owner pulls experts into a live internal room attached to the conversation."""

@@ -1,0 +1,2 @@
+// The swarm room on the conversation view (the swarming domain fills this in).
+export {};
