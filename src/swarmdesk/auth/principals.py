@@ -26,7 +26,18 @@ class StaffPrincipal:
     email: str
     team_ids: tuple[int, ...]
     scopes: frozenset[str] | None  # None: a browser session, every scope the role allows
-    via: str  # "session" | "token"
+    via: str  # "session" | "token" | "system"
+
+    @classmethod
+    def system(cls, account_id: int, name: str = "Swarmdesk") -> StaffPrincipal:
+        """Swarmdesk itself acting in an account (routing, automation, SLAs): admin rights, no user.
+        What it does is recorded with the system as actor (user_id 0 is never a user)."""
+        return cls(user_id=0, account_id=account_id, role=Role.admin, name=name, email="", team_ids=(),
+                   scopes=None, via="system")
+
+    @property
+    def is_system(self) -> bool:
+        return self.via == "system"
 
     def has_scope(self, scope: str) -> bool:
         return self.scopes is None or scope in self.scopes

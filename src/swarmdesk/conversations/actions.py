@@ -213,6 +213,11 @@ def access_for_write(principal: StaffPrincipal, *, private: bool) -> None:
         raise Forbidden("experts can add internal notes but not reply to the customer")
 
 
+def actor_of(principal: StaffPrincipal) -> tuple[SenderType, int | None]:
+    """Who did it, for messages and the activity log: a user, or Swarmdesk itself."""
+    return (SenderType.system, None) if principal.is_system else (SenderType.user, principal.user_id)
+
+
 async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversation: Conversation,
                           payload: MessageCreate, *, store: AttachmentStore, max_attachment_bytes: int) -> Message:
     access_for_write(principal, private=payload.private)
@@ -236,7 +241,7 @@ async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversati
     message = Message(
         account_id=conversation.account_id, conversation_id=conversation.id, inbox_id=inbox.id,
         direction=Direction.outgoing, private=payload.private, channel=inbox.channel_kind,
-        sender_type=SenderType.user, sender_id=principal.user_id, content=content, content_html=content_html,
+        sender_type=actor_of(principal)[0], sender_id=actor_of(principal)[1], content=content, content_html=content_html,
         delivery_status=DeliveryStatus.not_sent if payload.private else DeliveryStatus.pending,
         meta={"mentions": payload.mention_ids} if payload.mention_ids else {}, created_at=now)
     session.add(message)
@@ -251,7 +256,9 @@ async def do_send_message(uow: UnitOfWork, principal: StaffPrincipal, conversati
     conversation.updated_at = now
     conversation.message_count += 1
     if not payload.private:
-        if conversation.first_response_at is None and conversation.last_customer_message_at is not None:
+        # An automatic reply is not a person answering: first response stays for a human.
+        if (conversation.first_response_at is None and conversation.last_customer_message_at is not None
+                and not principal.is_system):
             conversation.first_response_at = now
         conversation.last_agent_message_at = now
         conversation.waiting_since = None
@@ -308,15 +315,15 @@ async def do_update_conversation(uow: UnitOfWork, principal: StaffPrincipal, con
         if update.status == ConversationStatus.snoozed and "snoozed_until" not in fields:
             raise ValidationFailed("snoozing needs snoozed_until")
         _set_status(conversation, update.status, now)
-        service.add_activity(session, conversation, SenderType.user, principal.user_id, "status_changed",
+        service.add_activity(session, conversation, *actor_of(principal), "status_changed",
                              {"from": str(previous_status), "to": str(update.status)})
     if "assignee_id" in fields and update.assignee_id != conversation.assignee_id:
         conversation.assignee_id = update.assignee_id
-        service.add_activity(session, conversation, SenderType.user, principal.user_id, "assigned",
+        service.add_activity(session, conversation, *actor_of(principal), "assigned",
                              {"from": previous_assignee, "to": update.assignee_id})
     if "team_id" in fields and update.team_id != conversation.team_id:
         conversation.team_id = update.team_id
-        service.add_activity(session, conversation, SenderType.user, principal.user_id, "team_changed",
+        service.add_activity(session, conversation, *actor_of(principal), "team_changed",
                              {"from": previous_team, "to": update.team_id})
     for name in ("priority", "subject", "snoozed_until", "custom_attributes"):
         if name in fields:
@@ -329,7 +336,7 @@ async def do_update_conversation(uow: UnitOfWork, principal: StaffPrincipal, con
                 old = getattr(conversation, name)
                 setattr(conversation, name, value)
                 changed.append(name)
-                service.add_activity(session, conversation, SenderType.user, principal.user_id, f"{name}_changed",
+                service.add_activity(session, conversation, *actor_of(principal), f"{name}_changed",
                                      {"from": _jsonable(old), "to": _jsonable(value)})
     status_changed = conversation.status != previous_status
     assigned = conversation.assignee_id != previous_assignee or conversation.team_id != previous_team
@@ -391,7 +398,7 @@ async def do_update_tags(uow: UnitOfWork, principal: StaffPrincipal, conversatio
                                                             ConversationTag.name.in_(to_remove)))
     conversation.tag_names = sorted((current | set(to_add)) - set(to_remove))
     conversation.updated_at = utcnow()
-    service.add_activity(session, conversation, SenderType.user, principal.user_id, "tags_changed",
+    service.add_activity(session, conversation, *actor_of(principal), "tags_changed",
                          {"added": to_add, "removed": to_remove})
     await _publish_conversation_change(uow, conversation, audience.conversation_staff(conversation),
                                        previous_status=conversation.status, status_changed=False, assigned=False,
@@ -423,7 +430,7 @@ async def do_create_conversation(uow: UnitOfWork, principal: StaffPrincipal, pay
     await session.flush()
     for tag in payload.tags:
         session.add(ConversationTag(conversation_id=conversation.id, name=tag, account_id=principal.account_id))
-    service.add_activity(session, conversation, SenderType.user, principal.user_id, "created",
+    service.add_activity(session, conversation, *actor_of(principal), "created",
                          {"inbox_id": inbox.id, "channel": inbox.channel_kind})
     uow.publish(ConversationCreated(account_id=principal.account_id,
                                     audience=audience.conversation_staff(conversation),
