@@ -8,6 +8,7 @@ anything is stored, so the agent gets a clear answer instead of a failed deliver
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,37 +50,49 @@ async def default_inbox_id(session: AsyncSession, conversation: Conversation) ->
     return conversation.inbox_id
 
 
-async def _reachable_kinds(session: AsyncSession, contact_id: int, inbox: Inbox) -> set[str]:
-    """Identity kinds a reply on ``inbox`` can address: the contact's identities (account-wide or
-    scoped to the inbox) and the profile's email and phone (an unverified sender still gets the
-    answer at the address they wrote from)."""
-    rows = await session.execute(select(ContactIdentity.kind, ContactIdentity.scope).where(
-        ContactIdentity.contact_id == contact_id))
-    kinds = {str(kind) for kind, scope in rows if scope in ("", handle_scope(inbox.id))}
-    contact = await session.get(Contact, contact_id)
-    if contact is not None:
-        kinds |= {kind for kind, value in (("email", contact.email), ("phone", contact.phone)) if value}
-    return kinds
+@dataclass(slots=True)
+class Reach:
+    """How the customer can be reached, loaded once for however many inboxes are checked."""
+
+    identities: list[tuple[str, str]]  # (kind, scope)
+    profile_kinds: set[str]  # the profile's email and phone (an unverified sender still gets the answer)
+    last_incoming: dict[int, datetime]  # by inbox: the customer's last message there, any conversation
+
+    def kinds_for(self, inbox: Inbox) -> set[str]:
+        """Identity kinds a reply on ``inbox`` can address (account-wide or scoped to the inbox)."""
+        return {kind for kind, scope in self.identities if scope in ("", handle_scope(inbox.id))} | self.profile_kinds
 
 
-async def _last_incoming_at(session: AsyncSession, contact_id: int, inbox_id: int) -> datetime | None:
-    """The customer's last message on this channel, in any of their conversations (vendors'
-    reply windows are per customer, not per conversation)."""
-    return await session.scalar(
-        select(func.max(Message.created_at)).join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Conversation.contact_id == contact_id, Message.inbox_id == inbox_id,
-               Message.direction == Direction.incoming))
+async def load_reach(session: AsyncSession, contact_id: int, window_inbox_ids: Sequence[int]) -> Reach:
+    """Three statements whatever the number of inboxes. Vendors' reply windows are per customer,
+    not per conversation, so the last incoming message is looked up across their conversations."""
+    identities = [(str(kind), scope) for kind, scope in await session.execute(
+        select(ContactIdentity.kind, ContactIdentity.scope).where(ContactIdentity.contact_id == contact_id))]
+    profile = (await session.execute(select(Contact.email, Contact.phone).where(Contact.id == contact_id))).first()
+    profile_kinds = {kind for kind, value in zip(("email", "phone"), profile or (None, None), strict=True) if value}
+    last: dict[int, datetime] = {}
+    if window_inbox_ids:
+        last = dict((await session.execute(
+            select(Message.inbox_id, func.max(Message.created_at))
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Conversation.contact_id == contact_id, Message.inbox_id.in_(list(window_inbox_ids)),
+                   Message.direction == Direction.incoming)
+            .group_by(Message.inbox_id))).all())
+    return Reach(identities, profile_kinds, last)
 
 
-async def refusal(session: AsyncSession, conversation: Conversation, inbox: Inbox, *, chars: int) -> Refusal | None:
+async def refusal(session: AsyncSession, conversation: Conversation, inbox: Inbox, *, chars: int,
+                  reach: Reach | None = None) -> Refusal | None:
     if not inbox.is_active:
         return Refusal("inactive", f"the inbox {inbox.name!r} is disabled")
     caps = capabilities_of(inbox)
-    kinds = await _reachable_kinds(session, conversation.contact_id, inbox)
+    if reach is None:
+        reach = await load_reach(session, conversation.contact_id, [inbox.id] if caps.reply_window else [])
+    kinds = reach.kinds_for(inbox)
     if caps.can_send and caps.recipient_kinds and not kinds.intersection(str(k) for k in caps.recipient_kinds):
         wanted = " or ".join({"handle": "account on this channel"}.get(str(k), str(k)) for k in caps.recipient_kinds)
         return Refusal("unreachable", f"the customer has no {wanted} for {inbox.name!r}")
-    last = await _last_incoming_at(session, conversation.contact_id, inbox.id) if caps.reply_window else None
+    last = reach.last_incoming.get(inbox.id) if caps.reply_window else None
     return caps.refusal(chars=chars, last_incoming_at=last, now=utcnow())
 
 
@@ -103,10 +116,11 @@ async def reply_channels(session: AsyncSession, conversation: Conversation) -> l
     default_id = await default_inbox_id(session, conversation)
     inboxes = (await session.scalars(select(Inbox).where(
         Inbox.account_id == conversation.account_id, Inbox.is_active.is_(True)).order_by(Inbox.id))).all()
+    sendable = [i for i in inboxes if i.channel_kind in channels.kinds and capabilities_of(i).can_send]
+    reach = await load_reach(session, conversation.contact_id,
+                             [i.id for i in sendable if capabilities_of(i).reply_window])
     out = []
-    for inbox in inboxes:
-        if inbox.channel_kind not in channels.kinds or not capabilities_of(inbox).can_send:
-            continue
-        refused = await refusal(session, conversation, inbox, chars=0)
+    for inbox in sendable:
+        refused = await refusal(session, conversation, inbox, chars=0, reach=reach)
         out.append(ReplyChannel(inbox, refused is None, refused.detail if refused else None, inbox.id == default_id))
     return out

@@ -21,7 +21,7 @@ from swarmdesk.auth.principals import StaffPrincipal
 from swarmdesk.auth.router import set_session_cookies
 from swarmdesk.channels.registry import channels as channel_registry
 from swarmdesk.contacts import service as contacts_service
-from swarmdesk.contacts.models import SuggestionStatus
+from swarmdesk.contacts.models import Contact, SuggestionStatus
 from swarmdesk.conversations import reply, timeline
 from swarmdesk.conversations import service as conversations_service
 from swarmdesk.conversations.models import Conversation, ConversationStatus, Message, Priority, SenderType
@@ -137,9 +137,9 @@ async def _visible_conversation(uow: UnitOfWork, me: StaffPrincipal, conversatio
 
 
 async def _timeline_context(uow: UnitOfWork, me: StaffPrincipal, conversation: Conversation,
-                            messages: list[Message], *, since: datetime | None,
-                            until: datetime | None = None) -> dict[str, Any]:
-    users, teams = await _people(uow, me.account_id)
+                            messages: list[Message], *, since: datetime | None, until: datetime | None = None,
+                            people: tuple[list[User], list[Team]] | None = None) -> dict[str, Any]:
+    users, teams = people or await _people(uow, me.account_id)
     items = await timeline.build(uow.session, conversation.id, messages, since=since, until=until)
     return {"items": items, "channel_names": channel_names(),
             "describe": _describe({u.id: u.name for u in users}, {t.id: t.name for t in teams})}
@@ -147,8 +147,9 @@ async def _timeline_context(uow: UnitOfWork, me: StaffPrincipal, conversation: C
 
 async def _sidebar_context(uow: UnitOfWork, me: StaffPrincipal, conversation: Conversation) -> dict[str, Any]:
     session = uow.session
-    contact = await contacts_service.get_contact(session, me.account_id, conversation.contact_id)
-    assert contact is not None
+    # (Already in the session's identity map when the page loaded the conversation's row.)
+    contact = await session.get(Contact, conversation.contact_id)
+    assert contact is not None and contact.account_id == me.account_id
     organization = await contacts_service.get_organization(session, me.account_id, contact.organization_id) \
         if contact.organization_id else None
     others = [c for c in await conversations_service.list_for_contact(session, me.account_id, contact.id, limit=30)
@@ -199,7 +200,8 @@ async def conversation_page(request: Request, me: PageStaff, uow: Uow, conversat
         # In a data- attribute: Jinja escapes it, the browser unescapes it, nothing parses it as markup.
         "people_json": orjson.dumps(people).decode(),
     }
-    context |= await _timeline_context(uow, me, conversation, messages, since=since, until=until)
+    context |= await _timeline_context(uow, me, conversation, messages, since=since, until=until,
+                                       people=(users, teams))
     context |= await _sidebar_context(uow, me, conversation)
     return render(request, "app/conversation.html", **context)
 
