@@ -39,6 +39,8 @@ ATTACHMENT_LIMIT = 4 * 1024
 HUGE = 2**64  # beyond every integer column (64-bit ids on PostgreSQL)
 PUBLIC_BODY_ROUTES = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/inboxes/{public_key}/customer-sessions"),
                       ("POST", "/api/v1/portal/{account_slug}/magic-links")}
+# Customer routes only a portal session may call (a widget's session gets 403 there).
+PORTAL_ONLY_PATHS = {"/api/v1/customer/preferences"}
 
 
 @pytest.fixture
@@ -89,6 +91,29 @@ async def desk(h: Harness) -> Desk:
     canned = await c.post("/api/v1/canned-responses", headers=ctx.admin.headers,
                           json={"short_code": "hello", "title": "Hello", "body": "Hello there"})
     assert view.status_code == canned.status_code == 201, (view.text, canned.text)
+    # Routing, SLAs, automation and swarming: one object of each kind.
+    expert = await h.make_user(ctx, "expert", Role.expert)
+    made: dict[str, Any] = {}
+    for name, url, payload in (
+            ("skill", "/api/v1/routing/skills", {"name": "Billing"}),
+            ("queue", "/api/v1/routing/queues", {"name": "First line", "team_id": team}),
+            ("calendar", "/api/v1/sla/calendars", {"name": "Office", "time_zone": "Europe/Berlin",
+                                                   "hours": {"mon": [{"start": "09:00", "end": "17:00"}]}}),
+            ("rule", "/api/v1/automation/rules", {"name": "Tag new", "trigger": {"type": "event", "events": [
+                "conversation_created"]}, "actions": [{"type": "add_tags", "tags": ["new"]}]}),
+            ("macro", "/api/v1/macros", {"name": "Escalate", "actions": [{"type": "set_priority",
+                                                                           "priority": "urgent"}]})):
+        r = await c.post(url, headers=ctx.admin.headers, json=payload)
+        assert r.status_code == 201, (url, r.text)
+        made[name] = r.json()["id"]
+    r = await c.post("/api/v1/sla/policies", headers=ctx.admin.headers,
+                     json={"name": "Standard", "calendar_id": made["calendar"], "first_response_minutes": 60})
+    assert r.status_code == 201, r.text
+    made["policy"] = r.json()["id"]
+    r = await c.post(f"/api/v1/conversations/{first['conversation_id']}/swarms", headers=ctx.admin.headers,
+                     json={"note": "Need a hand", "invite_user_ids": [agent.user_id]})
+    assert r.status_code == 201, r.text
+    made["swarm"] = r.json()["id"]
     # Ana's portal session, as signing in by a magic link leaves it (tests/test_portal.py covers the link).
     token, csrf = new_token(CUSTOMER_TOKEN_PREFIX), "csrf-" + uuid.uuid4().hex
     async with h.runtime.uow() as uow:
@@ -101,7 +126,10 @@ async def desk(h: Harness) -> Desk:
            "conversation_id": first["conversation_id"], "inbox_id": inbox.id, "public_key": inbox.public_key,
            "subscription_id": sub, "organization_id": org, "suggestion_id": suggestion["id"],
            "other_contact_id": twin, "merge_id": 1, "quarantine_id": 1, "view_id": view.json()["id"],
-           "canned_id": canned.json()["id"], "account_slug": slug}
+           "canned_id": canned.json()["id"], "account_slug": slug, "skill_id": made["skill"],
+           "queue_id": made["queue"], "calendar_id": made["calendar"], "policy_id": made["policy"],
+           "rule_id": made["rule"], "version": 1, "macro_id": made["macro"], "swarm_id": made["swarm"],
+           "expert_id": expert.user_id, "deferred_send_id": 1}
     return Desk(ctx, agent, inbox, ids, customer, customer_conversation_id,
                 portal={"cookie": f"sd_portal={token}; sd_portal_csrf={csrf}", "x-csrf-token": csrf})
 
@@ -117,8 +145,20 @@ async def foreign(h: Harness, desk: Desk) -> dict[str, int]:
     assert org.status_code == 201, org.text
     r = await h.deliver(inbox, {"message_id": "g-1", "contact": {"source_id": "g-1"}, "content": "hi"})
     assert r.status_code == 200, r.text
-    return {"user_id": user.user_id, "team_id": team, "inbox_id": inbox.id, "contact_id": r.json()["contact_id"],
-            "conversation_id": r.json()["conversation_id"], "organization_id": org.json()["id"]}
+    ids = {"user_id": user.user_id, "team_id": team, "inbox_id": inbox.id, "contact_id": r.json()["contact_id"],
+           "conversation_id": r.json()["conversation_id"], "organization_id": org.json()["id"]}
+    for name, url, payload in (
+            ("skill_id", "/api/v1/routing/skills", {"name": "Globex skill"}),
+            ("calendar_id", "/api/v1/sla/calendars", {"name": "Globex hours", "time_zone": "UTC",
+                                                      "hours": {"wed": [{"start": "09:00", "end": "12:00"}]}}),
+            ("rule_id", "/api/v1/automation/rules", {"name": "Globex rule", "trigger": {
+                "type": "waiting_for", "minutes": 30}, "actions": [{"type": "set_priority", "priority": "high"}]}),
+            ("macro_id", "/api/v1/macros", {"name": "Globex macro", "actions": [{"type": "resolve"}]}),
+            ("swarm_id", f"/api/v1/conversations/{ids['conversation_id']}/swarms", {"note": "Globex help"})):
+        r = await h.client.post(url, headers=other.admin.headers, json=payload)
+        assert r.status_code == 201, (url, r.text)
+        ids[name] = r.json()["id"]
+    return ids
 
 
 def valid_bodies(d: Desk) -> dict[tuple[str, str], dict[str, Any]]:
@@ -164,6 +204,42 @@ def valid_bodies(d: Desk) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/portal/{account_slug}/magic-links"): {"email": "ana@example.org"},
         ("POST", "/api/v1/portal/conversations"): {"subject": "From the portal", "content": "Hello"},
         ("POST", "/api/v1/portal/conversations/{conversation_id}/messages"): {"content": "More from the portal"},
+        ("POST", "/api/v1/routing/skills"): {"name": "Refunds", "languages": ["pt-BR"]},
+        ("PATCH", "/api/v1/routing/skills/{skill_id}"): {"description": "Invoices and refunds"},
+        ("PUT", "/api/v1/routing/agents/{user_id}/skills"): {"skills": [{"skill_id": ids["skill_id"], "proficiency": 3}]},
+        ("PUT", "/api/v1/routing/agents/{user_id}/capacity"): {"capacity": {"default": 4, "email": 10}},
+        ("PUT", "/api/v1/routing/presence"): {"status": "away"},
+        ("POST", "/api/v1/routing/queues"): {"name": "Second line", "team_id": ids["team_id"],
+                                             "relaxation": [{"after_seconds": 300, "any_agent_on_team": True}]},
+        ("PATCH", "/api/v1/routing/queues/{queue_id}"): {"name": "Renamed queue"},
+        ("PUT", "/api/v1/conversations/{conversation_id}/routing/skills"): {
+            "skills": [{"skill_id": ids["skill_id"], "min_proficiency": 2}]},
+        ("POST", "/api/v1/sla/calendars"): {"name": "Weekend", "time_zone": "America/New_York",
+                                            "hours": {"sat": [{"start": "10:00", "end": "14:00"}]},
+                                            "holidays": [{"date": "2026-12-25", "name": "Christmas"}]},
+        ("PATCH", "/api/v1/sla/calendars/{calendar_id}"): {"name": "Renamed calendar"},
+        ("POST", "/api/v1/sla/policies"): {"name": "Urgent", "first_response_minutes": 15,
+                                           "conditions": {"priorities": ["urgent"]}},
+        ("PATCH", "/api/v1/sla/policies/{policy_id}"): {"name": "Renamed policy"},
+        ("POST", "/api/v1/automation/rules"): {
+            "name": "Route refunds", "trigger": {"type": "event", "events": ["message_received"]},
+            "conditions": {"all": [{"type": "text_contains", "any": ["refund"]}]},
+            "actions": [{"type": "set_team", "team_id": ids["team_id"]}]},
+        ("PATCH", "/api/v1/automation/rules/{rule_id}"): {"name": "Renamed rule"},
+        ("POST", "/api/v1/macros"): {"name": "Close", "actions": [{"type": "resolve"}]},
+        ("PATCH", "/api/v1/macros/{macro_id}"): {"name": "Renamed macro"},
+        # (The desk's conversation has its active swarm already: this body is valid, the call a 409.)
+        ("POST", "/api/v1/conversations/{conversation_id}/swarms"): {"note": "Another one",
+                                                                    "invite_user_ids": [ids["expert_id"]]},
+        ("POST", "/api/v1/conversations/{conversation_id}/swarms/{swarm_id}/invitations"): {
+            "user_ids": [ids["expert_id"]]},
+        ("POST", "/api/v1/conversations/{conversation_id}/swarms/{swarm_id}/end"): {
+            "outcome": "resolved", "summary": "Found it"},
+        ("POST", "/api/v1/conversations/{conversation_id}/swarms/{swarm_id}/messages"): {"content": "Anyone?"},
+        ("PUT", "/api/v1/customer/preferences"): {
+            "preferred_channel": "api", "never_channels": ["twilio_sms"],
+            "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "Europe/Berlin"},
+            "contact_cap": {"max_contacts": 3, "per_days": 7}},
     }
 
 
@@ -217,10 +293,10 @@ def fill(path: str, ids: dict[str, Any], override: dict[str, Any] | None = None)
 def caller(d: Desk, method: str, path: str) -> dict[str, str]:
     if (method, path) in PUBLIC_BODY_ROUTES:
         return {}
+    if path.startswith("/api/v1/portal/") or path in PORTAL_ONLY_PATHS:
+        return d.portal
     if path.startswith("/api/v1/customer/"):
         return d.customer
-    if path.startswith("/api/v1/portal/"):
-        return d.portal
     return d.ctx.admin.headers
 
 
@@ -279,6 +355,15 @@ async def test_wrong_types_are_422(h: Harness, app, desk: Desk) -> None:  # noqa
          ["body", "url"]),
         ("POST", "/api/v1/users", admin, {"email": "not-an-email", "name": "X"}, ["body", "email"]),
         ("POST", f"/api/v1/teams/{desk.ids['team_id']}/members", admin, {"user_id": "me"}, ["body", "user_id"]),
+        ("PUT", "/api/v1/routing/presence", admin, {"status": "busy"}, ["body", "status"]),
+        ("PUT", f"/api/v1/routing/agents/{desk.ids['user_id']}/capacity", admin, {"capacity": {"default": "lots"}},
+         ["body", "capacity"]),
+        ("POST", "/api/v1/sla/policies", admin, {"name": "P", "first_response_minutes": "soon"},
+         ["body", "first_response_minutes"]),
+        ("POST", "/api/v1/macros", admin, {"name": "M", "actions": {"type": "resolve"}}, ["body", "actions"]),
+        ("POST", f"/api/v1/conversations/{cid}/swarms/{desk.ids['swarm_id']}/end", admin,
+         {"outcome": "exploded", "summary": "x"}, ["body", "outcome"]),
+        ("PUT", "/api/v1/customer/preferences", desk.portal, {"never_channels": "email"}, ["body", "never_channels"]),
     ]
     for method, url, headers, payload, loc in cases:
         r = await c.request(method, url, headers=headers, json=payload)
@@ -368,9 +453,23 @@ async def test_unknown_fields_are_422(h: Harness, app, desk: Desk) -> None:  # n
         ("POST", "/api/v1/inboxes", {"name": "I", "channel_kind": "api", "config": {"callback": "x"}}),
         ("POST", f"/api/v1/conversations/{cid}/messages",
          {"content": "x", "attachments": [{"filename": "a.txt", "data_base64": "eA==", "path": "/etc/passwd"}]}),
+        ("POST", "/api/v1/routing/queues", {"name": "Q", "relaxation": [{"after_seconds": 60, "any_agent_on_team": True,
+                                                                         "skip_checks": True}]}),
+        ("PUT", f"/api/v1/conversations/{cid}/routing/skills",
+         {"skills": [{"skill_id": desk.ids["skill_id"], "min_proficiency": 1, "source": "rule"}]}),
+        ("POST", "/api/v1/sla/calendars", {"name": "C", "time_zone": "UTC", "hours": {"funday": [
+            {"start": "09:00", "end": "17:00"}]}}),
+        ("POST", "/api/v1/sla/policies", {"name": "P", "first_response_minutes": 5, "conditions": {"everyone": True}}),
+        ("POST", "/api/v1/automation/rules", {"name": "R", "trigger": {"type": "event", "events": ["assigned"],
+                                                                       "delay": 5},
+                                              "actions": [{"type": "resolve"}]}),
+        ("POST", "/api/v1/macros", {"name": "M", "actions": [{"type": "add_tags", "tags": ["x"], "sudo": True}]}),
     ]
     for method, url, payload in nested:
         assert_problem(await c.request(method, url, headers=admin, json=payload), 422, payload)
+    r = await c.put("/api/v1/customer/preferences", headers=desk.portal, json={
+        "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "UTC", "except_weekends": True}})
+    assert_problem(r, 422, "nested unknown field in contact rules")
     for payload in ({"message_id": "m-2", "contact": {"source_id": "c", "verified": True}, "content": "x"},
                     {"message_id": "m-2", "contact": {"source_id": "c"}, "content": "x", "private": True}):
         assert_problem(await h.deliver(desk.inbox, payload), 422, payload)
@@ -529,6 +628,26 @@ async def test_ids_from_another_account_are_404_or_422(h: Harness, desk: Desk, f
         ("GET", f"/api/v1/organizations/{theirs['organization_id']}", None, 404),
         ("POST", "/api/v1/contacts", {"name": "X", "organization_id": theirs["organization_id"]}, 422),
         ("PATCH", f"/api/v1/contacts/{mine['contact_id']}", {"organization_id": theirs["organization_id"]}, 422),
+        ("GET", f"/api/v1/contacts/{theirs['contact_id']}/preferences", None, 404),
+        ("GET", f"/api/v1/conversations/{theirs['conversation_id']}/sla", None, 404),
+        ("GET", f"/api/v1/conversations/{theirs['conversation_id']}/routing", None, 404),
+        ("PATCH", f"/api/v1/routing/skills/{theirs['skill_id']}", {"name": "mine now"}, 404),
+        ("PUT", f"/api/v1/routing/agents/{theirs['user_id']}/capacity", {"capacity": {"default": 1}}, 404),
+        ("GET", f"/api/v1/sla/calendars/{theirs['calendar_id']}", None, 404),
+        ("GET", f"/api/v1/automation/rules/{theirs['rule_id']}/versions/1", None, 404),
+        ("PATCH", f"/api/v1/macros/{theirs['macro_id']}", {"name": "mine now"}, 404),
+        ("POST", f"/api/v1/conversations/{mine['conversation_id']}/macros/{theirs['macro_id']}/apply", None, 404),
+        ("GET", f"/api/v1/conversations/{mine['conversation_id']}/swarms/{theirs['swarm_id']}", None, 404),
+        ("POST", f"/api/v1/conversations/{theirs['conversation_id']}/swarms/{theirs['swarm_id']}/join", None, 404),
+        ("PUT", f"/api/v1/routing/agents/{mine['user_id']}/skills",
+         {"skills": [{"skill_id": theirs["skill_id"], "proficiency": 2}]}, 422),
+        ("POST", "/api/v1/routing/queues", {"name": "Q", "team_id": theirs["team_id"]}, 422),
+        ("POST", "/api/v1/sla/policies", {"name": "P", "calendar_id": theirs["calendar_id"],
+                                          "first_response_minutes": 5}, 422),
+        ("POST", "/api/v1/automation/rules", {"name": "R", "trigger": {"type": "event", "events": ["assigned"]},
+                                              "actions": [{"type": "assign", "user_id": theirs["user_id"]}]}, 422),
+        ("POST", f"/api/v1/conversations/{mine['conversation_id']}/swarms/{mine['swarm_id']}/invitations",
+         {"user_ids": [theirs["user_id"]]}, 422),
     ]
     for method, url, payload, status in cases:
         r = await c.request(method, url, headers=admin, **({"json": payload} if payload is not None else {}))
@@ -621,7 +740,17 @@ async def test_out_of_range_numbers_and_nul_characters_are_refused(h: Harness, a
     for method, url, payload in (("POST", "/api/v1/conversations", {"inbox_id": HUGE, "contact_id": 1}),
                                  ("PATCH", f"/api/v1/conversations/{cid}", {"assignee_id": HUGE}),
                                  ("POST", f"/api/v1/teams/{desk.ids['team_id']}/members", {"user_id": -HUGE}),
-                                 ("POST", "/api/v1/contacts", {"organization_id": HUGE})):
+                                 ("POST", "/api/v1/contacts", {"organization_id": HUGE}),
+                                 ("PUT", f"/api/v1/routing/agents/{desk.ids['user_id']}/skills",
+                                  {"skills": [{"skill_id": HUGE, "proficiency": 1}]}),
+                                 ("POST", "/api/v1/routing/queues", {"name": "Q", "team_id": HUGE}),
+                                 ("POST", "/api/v1/sla/policies", {"name": "P", "calendar_id": HUGE,
+                                                                   "first_response_minutes": 5}),
+                                 ("POST", "/api/v1/sla/policies", {"name": "P", "first_response_minutes": HUGE}),
+                                 ("POST", "/api/v1/macros", {"name": "M", "actions": [{"type": "assign",
+                                                                                        "user_id": HUGE}]}),
+                                 ("POST", f"/api/v1/conversations/{cid}/swarms/{desk.ids['swarm_id']}/invitations",
+                                  {"user_ids": [HUGE]})):
         assert_problem(await c.request(method, url, headers=desk.ctx.admin.headers, json=payload), {404, 422}, url)
     # A NUL character in the first text field of every body.
     for method, path, url, headers, body in each_body_route(app, desk):

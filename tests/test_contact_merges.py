@@ -3,12 +3,15 @@ that move identities and conversations, and their undo."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from swarmdesk.accounts.models import Role
 from swarmdesk.contacts import actions
 from swarmdesk.contacts.matching import SUGGEST_JOB
-from swarmdesk.contacts.models import ContactMergeSuggestion
+from swarmdesk.contacts.models import ContactMergeSuggestion, CustomerSession
+from swarmdesk.core.clock import utcnow
+from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, new_token, token_digest
 from swarmdesk.events.base import Audience
 from swarmdesk.events.types import ContactUpdated, ConversationUpdated
 from tests.support import AccountCtx, ApiInbox, Harness, Staff, inbound_payload
@@ -275,7 +278,7 @@ async def test_accept_merges_and_undo_restores(h: Harness) -> None:
         "identity_ids": [i["id"] for i in m_before["identities"]], "conversation_ids": [conv_m],
         "survivor_before": {"name": "", "organization_id": None},
         "survivor_filled": {"name": "Ana Lima", "organization_id": org["id"]},
-        "attributes_added": {"tier": "gold"}, "dismissed_suggestion_ids": [], "note_ids": []}
+        "attributes_added": {"tier": "gold"}, "dismissed_suggestion_ids": [], "note_ids": [], "revoked_sessions": 0}
 
     survivor, merged = await fetch(h, agent, s["id"]), await fetch(h, agent, m)
     assert profile(survivor) == ("Ana Lima", "ana@acme.example", "+4315123456789", org["id"],
@@ -532,3 +535,52 @@ async def test_undo_keeps_a_conversation_the_survivor_wrote_into_after_the_merge
     assert await conversation_ids(h, agent, bob["contact_id"]) == []
     audit = (await h.client.get("/api/v1/audit-log", headers=ctx.admin.headers)).json()["items"][0]
     assert audit["data"]["kept_with_survivor"] == [bob["conversation_id"]]
+
+
+async def test_a_visitor_made_the_survivor_loses_its_session_and_sessions_see_only_their_inbox(h: Harness) -> None:
+    """Defence in depth behind "the older profile survives": even when an agent picks the visitor's
+    profile as the survivor of a merge with someone's verified identity, the visitor's widget session
+    ends; and a widget or app session only ever sees conversations on its own inbox."""
+    ctx = await h.make_account()
+    agent = await h.make_user(ctx, "agent")
+    inbox = await h.make_api_inbox(ctx)
+    other_inbox = await h.make_api_inbox(ctx)
+    ana = await create(h, agent, name="Ana", email="ana@acme.example")
+    ana_convs = []
+    for box in (inbox, other_inbox):
+        r = await h.client.post("/api/v1/conversations", headers=agent.headers,
+                                json={"inbox_id": box.id, "contact_id": ana["id"], "subject": f"Ana {box.id}"})
+        assert r.status_code == 201, r.text
+        ana_convs.append(r.json()["id"])
+    r = await h.client.post(f"/api/v1/inboxes/{inbox.public_key}/customer-sessions",
+                            json={"name": "Visitor", "email": "ana@acme.example"})
+    visitor, visitor_headers = r.json()["contact_id"], {"authorization": f"Bearer {r.json()['token']}"}
+    r = await h.client.post("/api/v1/customer/conversations", headers=visitor_headers,
+                            json={"subject": "Hi", "content": "Is my order there?"})
+    visitor_conv = r.json()["id"]
+    await h.run_jobs()
+    (suggestion,) = await queue(h, agent)
+    r = await h.client.post(f"{QUEUE}/{suggestion['id']}/accept", headers=agent.headers, json={"survivor_id": visitor})
+    assert r.status_code == 201 and r.json()["survivor_id"] == visitor
+    assert r.json()["moved"]["revoked_sessions"] == 1
+    r = await h.client.get("/api/v1/customer/conversations", headers=visitor_headers)
+    assert r.status_code == 401
+    assert await conversation_ids(h, agent, visitor) == sorted([*ana_convs, visitor_conv])
+
+    # A new session of the (now merged) profile on one inbox sees that inbox's conversations only.
+    async with h.runtime.uow() as uow:
+        token = await _session_for(uow, ctx.account_id, visitor, inbox.id)
+    headers = {"authorization": f"Bearer {token}"}
+    r = await h.client.get("/api/v1/customer/conversations", headers=headers)
+    assert sorted(c["id"] for c in r.json()) == sorted([ana_convs[0], visitor_conv])
+    r = await h.client.get(f"/api/v1/customer/conversations/{ana_convs[1]}", headers=headers)
+    assert r.status_code == 404
+
+
+async def _session_for(uow, account_id: int, contact_id: int, inbox_id: int) -> str:  # noqa: ANN001
+    token = new_token(CUSTOMER_TOKEN_PREFIX)
+    uow.session.add(CustomerSession(account_id=account_id, contact_id=contact_id, inbox_id=inbox_id,
+                                    token_hash=token_digest(token), created_at=utcnow(),
+                                    expires_at=utcnow() + timedelta(days=1)))
+    await uow.session.commit()
+    return token

@@ -414,16 +414,29 @@ async def test_nested_passwords_are_write_only_and_kept_when_a_block_changes(h: 
     r = await h.client.get(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers)
     assert r.json()["secrets_set"] == ["imap.password", "smtp.password"]
     assert r.json()["config"]["imap"]["host"] == "imap.example.com"
-    # Changing one field of a block keeps the block's password (the caller never saw it).
+    # Changing another field of a block keeps the block's password (the caller never saw it).
     r = await h.client.patch(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers,
-                             json={"config": {"imap": {"port": 143, "security": "starttls"}, "smtp": {"port": 2525}}})
+                             json={"config": {"imap": {"folder": "Support", "poll_seconds": 60}}})
     assert r.status_code == 200, r.text
     assert "imap-secret-1" not in r.text and r.json()["secrets_set"] == ["imap.password", "smtp.password"]
     async with h.runtime.uow() as uow:
         inbox = await channels_service.get_inbox(uow.session, ctx.account_id, inbox_id)
         config = channels_service.decrypt_config(inbox, h.runtime.secretbox)
-    assert (config.imap.port, config.imap.security, config.imap.password) == (143, "starttls", "imap-secret-1")
-    assert (config.smtp.port, config.smtp.password, config.smtp.host) == (2525, "smtp-secret-1", "smtp.example.com")
+    assert (config.imap.folder, config.imap.poll_seconds, config.imap.password) == ("Support", 60, "imap-secret-1")
+    # Moving a block to another server, or weakening its security, without its password is refused:
+    # a stored secret never follows the block to a host (or a plaintext link) the caller picked.
+    for change in ({"imap": {"host": "imap.attacker.example"}}, {"imap": {"security": "none"}},
+                   {"smtp": {"host": "smtp.attacker.example", "port": 25}}):
+        r = await h.client.patch(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers, json={"config": change})
+        assert r.status_code == 422 and "password again" in r.json()["detail"], r.text
+    r = await h.client.patch(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers, json={"config": {
+        "smtp": {"host": "smtp2.example.com", "port": 2525, "password": "smtp-secret-9"}}})
+    assert r.status_code == 200, r.text
+    async with h.runtime.uow() as uow:
+        inbox = await channels_service.get_inbox(uow.session, ctx.account_id, inbox_id)
+        config = channels_service.decrypt_config(inbox, h.runtime.secretbox)
+    assert (config.imap.host, config.imap.password, config.smtp.host, config.smtp.port, config.smtp.password) == \
+        ("imap.example.com", "imap-secret-1", "smtp2.example.com", 2525, "smtp-secret-9")
     # A new password replaces the old one; a block set to null is removed.
     r = await h.client.patch(f"/api/v1/inboxes/{inbox_id}", headers=ctx.admin.headers,
                              json={"config": {"smtp": {"password": "smtp-secret-2"}, "imap": None}})

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import base64
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -33,10 +35,13 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 from websockets.asyncio.client import connect as ws_connect
 
-from swarmdesk.accounts.models import Role
+from swarmdesk.accounts.models import Account, Role
 from swarmdesk.auth.dependencies import current_customer, current_staff
 from swarmdesk.config import Settings
+from swarmdesk.contacts.models import CustomerSession
+from swarmdesk.core.clock import utcnow
 from swarmdesk.core.models import Base
+from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, new_token, token_digest
 from swarmdesk.main import create_app
 from swarmdesk.realtime.router import any_principal
 from swarmdesk.web.dependencies import optional_staff
@@ -86,6 +91,7 @@ PUBLIC_ROUTES = {
     ("GET", "/portal/{slug}/conversations"),
     ("GET", "/portal/{slug}/conversations/new"),
     ("GET", "/portal/{slug}/conversations/{conversation_id}"),
+    ("GET", "/portal/{slug}/preferences"),
 }
 # Served HTML pages: never in the OpenAPI document.
 PAGE_PREFIXES = ("/app", "/portal/", "/login", "/static/", "/favicon.ico")
@@ -96,6 +102,9 @@ NOT_IN_SCHEMA = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oaut
 ANY_PRINCIPAL = {("POST", "/api/v1/realtime/register")}
 CUSTOMER_PREFIX = "/api/v1/customer/"
 PORTAL_PREFIX = "/api/v1/portal/"  # customer portal sessions only (a magic-link sign-in)
+# Customer routes for portal sessions only: contact rules hold on every channel, so a widget's session
+# (one inbox, perhaps an anonymous visitor) may neither read nor change them.
+PORTAL_ONLY = {("GET", "/api/v1/customer/preferences"), ("PUT", "/api/v1/customer/preferences")}
 PROBLEM = "application/problem+json"
 
 
@@ -115,6 +124,7 @@ class World:
     note_attachment_id: int
     customer_attachment_id: int
     credentials: list[str] = field(default_factory=list)  # A's tokens, keys and secrets
+    portal: dict[str, str] = field(default_factory=dict)  # the owner's customer portal session (cookie + CSRF)
 
 
 def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
@@ -163,11 +173,51 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("PATCH", "/api/v1/inboxes/{inbox_id}"): {"name": "Borealis Pwned", "is_active": False},
         ("POST", "/api/v1/webhooks"): {"url": hook, "event_types": ["message.created"]},
         ("PATCH", "/api/v1/webhooks/{subscription_id}"): {"url": hook, "is_active": False},
+        # Routing.
+        ("POST", "/api/v1/routing/skills"): {"name": "Borealis skill", "inbox_ids": [a["inbox_id"]]},
+        ("PATCH", "/api/v1/routing/skills/{skill_id}"): {"name": "Borealis pwned", "inbox_ids": [b["inbox_id"]]},
+        ("PUT", "/api/v1/routing/agents/{user_id}/skills"): {"skills": [{"skill_id": a["skill_id"], "proficiency": 1}]},
+        ("PUT", "/api/v1/routing/agents/{user_id}/capacity"): {"capacity": {"default": 0}},
+        ("PUT", "/api/v1/routing/presence"): {"status": "online"},
+        ("POST", "/api/v1/routing/queues"): {"name": "Borealis queue", "team_id": a["team_id"],
+                                             "inbox_ids": [a["inbox_id"]]},
+        ("PATCH", "/api/v1/routing/queues/{queue_id}"): {"name": "Borealis pwned", "team_id": b["team_id"]},
+        ("PUT", "/api/v1/conversations/{conversation_id}/routing/skills"): {
+            "skills": [{"skill_id": a["skill_id"], "min_proficiency": 5}]},
+        # SLAs.
+        ("POST", "/api/v1/sla/calendars"): {"name": "Borealis Hours", "time_zone": "America/Anchorage",
+                                            "hours": {"mon": [{"start": "08:00", "end": "16:00"}]}},
+        ("PATCH", "/api/v1/sla/calendars/{calendar_id}"): {"name": "Borealis pwned", "holidays": []},
+        ("POST", "/api/v1/sla/policies"): {"name": "Borealis SLA", "calendar_id": a["calendar_id"],
+                                           "first_response_minutes": 30},
+        ("PATCH", "/api/v1/sla/policies/{policy_id}"): {"name": "Borealis pwned", "enabled": False},
+        # Automation.
+        ("POST", "/api/v1/automation/rules"): {
+            "name": "Borealis rule", "trigger": {"type": "event", "events": ["conversation_created"]},
+            "conditions": {"all": [{"type": "inbox", "inbox_ids": [a["inbox_id"]]}]},
+            "actions": [{"type": "assign", "user_id": a["user_id"]}]},
+        ("PATCH", "/api/v1/automation/rules/{rule_id}"): {"name": "Borealis pwned", "enabled": False},
+        ("POST", "/api/v1/macros"): {"name": "Borealis macro", "actions": [
+            {"type": "reply_template", "canned_response_id": a["canned_id"]}]},
+        ("PATCH", "/api/v1/macros/{macro_id}"): {"name": "Borealis pwned", "actions": [{"type": "resolve"}]},
+        # Swarming.
+        ("POST", "/api/v1/conversations/{conversation_id}/swarms"): {"note": "Borealis swarm",
+                                                                    "invite_user_ids": [b["user_id"]]},
+        ("POST", "/api/v1/conversations/{conversation_id}/swarms/{swarm_id}/invitations"): {
+            "user_ids": [b["user_id"]]},
+        ("POST", "/api/v1/conversations/{conversation_id}/swarms/{swarm_id}/end"): {
+            "outcome": "unresolved", "summary": "Borealis ended it"},
+        ("POST", "/api/v1/conversations/{conversation_id}/swarms/{swarm_id}/messages"): {"content": "Borealis pwned"},
+        # Contact rules (the customer's own, in a portal session).
+        ("PUT", "/api/v1/customer/preferences"): {"never_channels": ["email"],
+                                                  "contact_cap": {"max_contacts": 1, "per_days": 365}},
     }
 
 
 # Routes without path parameters whose body (above) names A's objects: B gets 404 or 422.
-REFERENCES_A = {("POST", "/api/v1/contacts"), ("POST", "/api/v1/conversations"), ("POST", "/api/v1/inbox/bulk")}
+REFERENCES_A = {("POST", "/api/v1/contacts"), ("POST", "/api/v1/conversations"), ("POST", "/api/v1/inbox/bulk"),
+                ("POST", "/api/v1/routing/skills"), ("POST", "/api/v1/routing/queues"),
+                ("POST", "/api/v1/sla/policies"), ("POST", "/api/v1/automation/rules"), ("POST", "/api/v1/macros")}
 
 
 # --- building the two accounts ------------------------------------------------------------------
@@ -266,6 +316,73 @@ async def build_world(h: Harness) -> World:
     canned = await _ok(await c.post("/api/v1/canned-responses", headers=a.admin.headers, json={
         "short_code": "aardvark", "title": "Aardvark hello", "body": "Hello from Aardvark"}), 201)
 
+    # Routing: a skill the agent has, their capacity and presence, a queue, and a skill A's
+    # conversation requires.
+    skill = await _ok(await c.post("/api/v1/routing/skills", headers=a.admin.headers, json={
+        "name": "aardvark-refunds", "description": "Aardvark refund desk", "inbox_ids": [inbox.id],
+        "tags": ["aardvark-vip"], "languages": ["pt"]}), 201)
+    await _ok(await c.put(f"/api/v1/routing/agents/{agent.user_id}/skills", headers=a.admin.headers,
+                          json={"skills": [{"skill_id": skill["id"], "proficiency": 4}]}))
+    await _ok(await c.put(f"/api/v1/routing/agents/{agent.user_id}/capacity", headers=a.admin.headers,
+                          json={"capacity": {"default": 3, "api": 7}}))
+    await _ok(await c.put("/api/v1/routing/presence", headers=agent.headers, json={"status": "away"}))
+    queue = await _ok(await c.post("/api/v1/routing/queues", headers=a.admin.headers, json={
+        "name": "Aardvark Tier Two", "team_id": team_id, "inbox_ids": [inbox.id], "tags": ["aardvark-vip"],
+        "vip_attribute": "aardvark-tier", "vip_values": ["aardvark-platinum"]}), 201)
+    await _ok(await c.put(f"/api/v1/conversations/{conversation_id}/routing/skills", headers=a.admin.headers,
+                          json={"skills": [{"skill_id": skill["id"], "min_proficiency": 3}]}))
+    # SLAs: business hours and a policy on them.
+    calendar = await _ok(await c.post("/api/v1/sla/calendars", headers=a.admin.headers, json={
+        "name": "Aardvark Office Hours", "time_zone": "Europe/Lisbon",
+        "hours": {day: [{"start": "08:00", "end": "20:00"}] for day in ("mon", "tue", "wed", "thu", "fri")},
+        "holidays": [{"date": "2026-12-25", "name": "Aardvark Day"}]}), 201)
+    policy = await _ok(await c.post("/api/v1/sla/policies", headers=a.admin.headers, json={
+        "name": "Aardvark Gold SLA", "calendar_id": calendar["id"], "first_response_minutes": 240,
+        "resolution_minutes": 2400, "conditions": {"inbox_ids": [inbox.id], "tiers": ["aardvark-gold"]}}), 201)
+    # Automation: a rule in two versions, and a macro applied to A's conversation (an execution).
+    rule = await _ok(await c.post("/api/v1/automation/rules", headers=a.admin.headers, json={
+        "name": "Aardvark escalation rule", "description": "aardvark: breached VIPs go to tier two",
+        "trigger": {"type": "event", "events": ["sla_breached"]},
+        "conditions": {"all": [{"type": "inbox", "inbox_ids": [inbox.id]},
+                               {"type": "text_contains", "any": ["aardvark"]}]},
+        "actions": [{"type": "assign", "user_id": agent.user_id}, {"type": "set_team", "team_id": team_id}]}), 201)
+    await _ok(await c.patch(f"/api/v1/automation/rules/{rule['id']}", headers=a.admin.headers, json={
+        "actions": [{"type": "assign", "user_id": agent.user_id}, {"type": "add_tags", "tags": ["aardvark-breach"]},
+                    {"type": "reply_template", "canned_response_id": canned["id"]}]}))
+    macro = await _ok(await c.post("/api/v1/macros", headers=a.admin.headers, json={
+        "name": "Aardvark refund macro", "description": "aardvark refunds",
+        "actions": [{"type": "add_tags", "tags": ["aardvark-refund"]},
+                    {"type": "add_note", "content": "Aardvark macro: refund queued"}]}), 201)
+    await _ok(await c.post(f"/api/v1/conversations/{conversation_id}/macros/{macro['id']}/apply",
+                           headers=agent.headers))
+    # Swarming: the assignee asks an expert of A, who joins and answers in the room.
+    expert = await h.make_user(a, "aardvark-expert", Role.expert)
+    swarm = await _ok(await c.post(f"/api/v1/conversations/{conversation_id}/swarms", headers=agent.headers, json={
+        "note": "Aardvark: is refund 4411 safe?", "invite_user_ids": [expert.user_id]}), 201)
+    room = f"/api/v1/conversations/{conversation_id}/swarms/{swarm['id']}"
+    await _ok(await c.post(f"{room}/join", headers=expert.headers))
+    await _ok(await c.post(f"{room}/messages", headers=expert.headers,
+                           json={"content": "Aardvark expert: approve the refund"}), 201)
+    # Contact rules: the owner, signed in to the portal (as a magic link leaves it, see
+    # tests/test_portal.py), is in quiet hours right now, so an agent's outreach is held back.
+    portal_token, csrf = new_token(CUSTOMER_TOKEN_PREFIX), "csrf-" + uuid.uuid4().hex
+    async with h.runtime.uow() as uow:
+        uow.session.add(CustomerSession(account_id=a.account_id, contact_id=contact_id, inbox_id=None,
+                                        token_hash=token_digest(portal_token), csrf_token=csrf, created_at=utcnow(),
+                                        expires_at=utcnow() + timedelta(days=1)))
+        await uow.session.commit()
+    portal = {"cookie": f"sd_portal={portal_token}; sd_portal_csrf={csrf}", "x-csrf-token": csrf}
+    now = utcnow()
+    await _ok(await c.put("/api/v1/customer/preferences", headers=portal, json={
+        "never_channels": ["twilio_sms"], "contact_cap": {"max_contacts": 5, "per_days": 7},
+        "quiet_hours": {"start": f"{(now.hour - 1) % 24:02d}:00", "end": f"{(now.hour + 2) % 24:02d}:00",
+                        "time_zone": "UTC"}}))
+    outreach = await _ok(await c.post("/api/v1/conversations", headers=agent.headers, json={
+        "inbox_id": inbox.id, "contact_id": contact_id, "subject": "Aardvark outreach",
+        "content": "Aardvark: your refund 4411 is ready"}), 201)
+    assert outreach["first_message"]["outcome"] == "defer", outreach
+    deferred_send_id = outreach["first_message"]["deferred_send_id"]
+
     b = await h.make_account("Borealis")
     b_team = await h.make_team(b, "Borealis Team")
     b_inbox = await h.make_api_inbox(b)
@@ -280,15 +397,18 @@ async def build_world(h: Harness) -> World:
            "delivery_id": deliveries[0]["id"], "job_id": dead[0]["id"], "public_key": inbox.public_key,
            "assignee_id": agent.user_id, "suggestion_id": suggestion["id"], "merge_id": merge["id"],
            "twin_contact_id": twins[1]["id"], "quarantine_id": quarantined["quarantine_id"],
-           "view_id": view["id"], "canned_id": canned["id"]}
+           "view_id": view["id"], "canned_id": canned["id"], "skill_id": skill["id"], "queue_id": queue["id"],
+           "calendar_id": calendar["id"], "policy_id": policy["id"], "rule_id": rule["id"], "version": 1,
+           "macro_id": macro["id"], "swarm_id": swarm["id"], "deferred_send_id": deferred_send_id,
+           "outreach_conversation_id": outreach["id"]}
     b_ids = {"user_id": b.admin.user_id, "team_id": b_team, "inbox_id": b_inbox.id,
              "conversation_id": b_conv["conversation_id"], "contact_id": b_conv["contact_id"]}
     w = World(a=a, b=b, agent=agent, inbox=inbox, b_inbox=b_inbox, ids=ids, b_ids=b_ids, owner=owner,
               bystander={"authorization": f"Bearer {bystander_r['token']}"}, b_customer=b_customer,
               note_id=note["id"], note_attachment_id=note["attachments"][0]["id"],
-              customer_attachment_id=customer_attachment_id)
+              customer_attachment_id=customer_attachment_id, portal=portal)
     w.credentials = [a.admin.token, agent.token, token["token"], inbox.public_key, inbox.secret,
-                     owner_r["token"], bystander_r["token"]]
+                     owner_r["token"], bystander_r["token"], expert.token, portal_token, csrf]
     return w
 
 
@@ -341,6 +461,15 @@ async def api_snapshot(h: Harness, w: World) -> dict[str, Any]:
         f"/api/v1/conversations/{cid}/activity": w.a.admin, "/api/v1/inboxes": w.a.admin,
         "/api/v1/webhooks": w.a.admin, "/api/v1/webhooks/deliveries": w.a.admin, "/api/v1/jobs": w.a.admin,
         "/api/v1/audit-log": w.a.admin, "/api/v1/api-tokens": w.agent,
+        "/api/v1/routing/skills": w.a.admin, "/api/v1/routing/agents": w.a.admin, "/api/v1/routing/queues": w.a.admin,
+        "/api/v1/routing/presence": w.agent, f"/api/v1/conversations/{cid}/routing": w.a.admin,
+        "/api/v1/sla/calendars": w.a.admin, "/api/v1/sla/policies": w.a.admin, f"/api/v1/conversations/{cid}/sla": w.a.admin,
+        "/api/v1/automation/rules": w.a.admin, f"/api/v1/automation/rules/{w.ids['rule_id']}/versions": w.a.admin,
+        "/api/v1/automation/executions": w.a.admin, "/api/v1/macros": w.a.admin,
+        f"/api/v1/conversations/{cid}/swarms": w.a.admin,
+        f"/api/v1/conversations/{cid}/swarms/{w.ids['swarm_id']}/messages": w.a.admin,
+        f"/api/v1/contacts/{w.ids['contact_id']}/preferences": w.a.admin,
+        f"/api/v1/conversations/{w.ids['outreach_conversation_id']}/deferred-sends": w.a.admin,
     }
     snap = {}
     for url, who in reads.items():
@@ -350,6 +479,9 @@ async def api_snapshot(h: Harness, w: World) -> dict[str, Any]:
     r = await h.client.get(f"/api/v1/customer/conversations/{cid}/messages", headers=w.owner)
     assert r.status_code == 200, r.text
     snap["owner's view"] = r.json()
+    r = await h.client.get("/api/v1/customer/preferences", headers=w.portal)
+    assert r.status_code == 200, r.text
+    snap["owner's contact rules"] = _strip(r.json())
     return snap
 
 
@@ -403,7 +535,7 @@ def kind_of(method: str, path: str) -> str:
         return "public"
     if (method, path) in ANY_PRINCIPAL:
         return "any"
-    if path.startswith(PORTAL_PREFIX):
+    if path.startswith(PORTAL_PREFIX) or (method, path) in PORTAL_ONLY:
         return "portal"
     return "customer" if path.startswith(CUSTOMER_PREFIX) else "staff"
 
@@ -590,6 +722,18 @@ async def test_public_routes_leak_nothing(h: Harness, app, world: World) -> None
     assert set(r.json()) == {"token", "contact_id", "expires_at"}
     r = await c.get("/api/v1/customer/conversations", headers={"authorization": f"Bearer {r.json()['token']}"})
     assert r.json() == []
+    # The portal's contact preferences page: only the contact's own portal session of that account
+    # sees it; anyone else is sent to the sign-in page, A's session on B's portal included.
+    async with h.runtime.uow() as uow:
+        a_slug, b_slug = [(await uow.session.get(Account, account_id)).slug
+                          for account_id in (w.a.account_id, w.b.account_id)]
+    for slug, headers in ((a_slug, {}), (a_slug, w.owner), (a_slug, w.bystander), (a_slug, w.b_customer),
+                          (a_slug, w.b.admin.headers), (a_slug, w.agent.headers), (b_slug, w.portal)):
+        r = await c.get(f"/portal/{slug}/preferences", headers=headers)
+        assert (r.status_code, r.headers.get("location")) == (303, f"/portal/{slug}"), (slug, r.text[:300])
+        assert "ana@aardvark" not in r.text.lower() and "quiet" not in r.text.lower()
+    r = await c.get(f"/portal/{a_slug}/preferences", headers=w.portal)
+    assert r.status_code == 200 and 'data-saved-zone="UTC"' in r.text, r.text[:300]
 
 
 async def test_customer_cannot_read_another_customers_conversation(h: Harness, world: World) -> None:
@@ -649,11 +793,45 @@ async def test_customer_never_sees_internal_notes_or_their_attachments(h: Harnes
     assert r.status_code == 200 and "internal note" not in r.text and "secret-memo" not in r.text
 
 
+async def _b_objects(h: Harness, w: World) -> dict[str, int]:
+    """B's own routing, SLA, automation and swarming objects (a macro applied: an execution)."""
+    c, hb, b = h.client, w.b.admin.headers, w.b_ids
+    made: dict[str, int] = {}
+    for name, url, payload in (
+            ("skill", "/api/v1/routing/skills", {"name": "borealis-skill"}),
+            ("queue", "/api/v1/routing/queues", {"name": "Borealis Queue", "team_id": b["team_id"]}),
+            ("calendar", "/api/v1/sla/calendars", {"name": "Borealis Hours", "time_zone": "UTC",
+                                                   "hours": {"tue": [{"start": "09:00", "end": "17:00"}]}}),
+            ("policy", "/api/v1/sla/policies", {"name": "Borealis SLA", "first_response_minutes": 30}),
+            ("rule", "/api/v1/automation/rules", {"name": "Borealis rule", "trigger": {
+                "type": "event", "events": ["status_changed"]}, "actions": [{"type": "add_tags", "tags": ["b"]}]}),
+            ("macro", "/api/v1/macros", {"name": "Borealis macro", "actions": [{"type": "add_tags",
+                                                                                 "tags": ["borealis"]}]}),
+            ("swarm", f"/api/v1/conversations/{b['conversation_id']}/swarms", {"note": "Borealis help"})):
+        made[name] = (await _ok(await c.post(url, headers=hb, json=payload), 201))["id"]
+    await _ok(await c.post(f"/api/v1/conversations/{b['conversation_id']}/macros/{made['macro']}/apply", headers=hb))
+    return made
+
+
 async def test_references_to_another_accounts_objects_are_refused(h: Harness, world: World) -> None:
     """B's own routes, with A's ids inside B's bodies, paths and filters."""
     w, c = world, h.client
     a, b = w.ids, w.b_ids
     hb = w.b.admin.headers
+    mine = await _b_objects(h, w)
+    b_conversation = f"/api/v1/conversations/{b['conversation_id']}"
+    b_swarm = f"{b_conversation}/swarms/{mine['swarm']}"
+    # Every action and condition of a rule or macro that names another object, naming A's.
+    a_actions = [{"type": "assign", "user_id": a["user_id"]}, {"type": "set_team", "team_id": a["team_id"]},
+                 {"type": "reply_template", "canned_response_id": a["canned_id"]},
+                 {"type": "notify", "user_ids": [a["user_id"]], "text": "Borealis ping"},
+                 {"type": "call_webhook", "subscription_id": a["subscription_id"]},
+                 {"type": "start_swarm", "invite_user_ids": [a["user_id"]]},
+                 {"type": "set_required_skills", "skills": [{"skill_id": a["skill_id"]}]}]
+    a_conditions = [{"type": "inbox", "inbox_ids": [a["inbox_id"]]},
+                    {"type": "team", "op": "in", "team_ids": [a["team_id"]]},
+                    {"type": "assignee", "op": "in", "user_ids": [a["user_id"]]}]
+    rule_base = {"name": "Borealis X", "trigger": {"type": "event", "events": ["conversation_created"]}}
     db_before = await db_snapshot(h, w.a.account_id)
     api_before = await api_snapshot(h, w)
     refused = [
@@ -671,6 +849,35 @@ async def test_references_to_another_accounts_objects_are_refused(h: Harness, wo
         ("POST", f"/api/v1/teams/{b['team_id']}/members", {"user_id": a["user_id"]}),
         ("GET", f"/api/v1/conversations/{b['conversation_id']}/attachments/{a['attachment_id']}", None),
         ("GET", f"/api/v1/conversations/{b['conversation_id']}/attachments/{w.customer_attachment_id}", None),
+        # Routing.
+        ("PUT", f"/api/v1/routing/agents/{b['user_id']}/skills", {"skills": [{"skill_id": a["skill_id"],
+                                                                              "proficiency": 3}]}),
+        ("PATCH", f"/api/v1/routing/skills/{mine['skill']}", {"inbox_ids": [a["inbox_id"]]}),
+        ("POST", "/api/v1/routing/queues", {"name": "Borealis X", "inbox_ids": [a["inbox_id"]]}),
+        ("PATCH", f"/api/v1/routing/queues/{mine['queue']}", {"team_id": a["team_id"]}),
+        ("PATCH", f"/api/v1/routing/queues/{mine['queue']}", {"inbox_ids": [a["inbox_id"]]}),
+        ("PUT", f"{b_conversation}/routing/skills", {"skills": [{"skill_id": a["skill_id"], "min_proficiency": 1}]}),
+        # SLAs.
+        ("POST", "/api/v1/sla/policies", {"name": "Borealis X", "first_response_minutes": 5,
+                                          "conditions": {"inbox_ids": [a["inbox_id"]]}}),
+        ("PATCH", f"/api/v1/sla/policies/{mine['policy']}", {"calendar_id": a["calendar_id"]}),
+        ("PATCH", f"/api/v1/sla/policies/{mine['policy']}", {"conditions": {"inbox_ids": [a["inbox_id"]]}}),
+        # Automation.
+        *[("POST", "/api/v1/automation/rules", {**rule_base, "actions": [action]}) for action in a_actions],
+        *[("PATCH", f"/api/v1/automation/rules/{mine['rule']}", {"actions": [action]}) for action in a_actions],
+        *[("POST", "/api/v1/automation/rules", {**rule_base, "conditions": {"all": [condition]},
+                                                "actions": [{"type": "resolve"}]}) for condition in a_conditions],
+        *[("PATCH", f"/api/v1/automation/rules/{mine['rule']}", {"conditions": {"any": [condition]}})
+          for condition in a_conditions],
+        *[("POST", "/api/v1/macros", {"name": "Borealis X", "actions": [action]}) for action in a_actions],
+        *[("PATCH", f"/api/v1/macros/{mine['macro']}", {"actions": [action]}) for action in a_actions],
+        ("POST", f"{b_conversation}/macros/{a['macro_id']}/apply", None),
+        # Swarming: A's swarm under B's conversation, A's people in B's swarm.
+        ("GET", f"{b_conversation}/swarms/{a['swarm_id']}", None),
+        ("GET", f"{b_conversation}/swarms/{a['swarm_id']}/messages", None),
+        ("POST", f"{b_conversation}/swarms/{a['swarm_id']}/join", None),
+        ("POST", f"{b_conversation}/swarms/{a['swarm_id']}/messages", {"content": "Borealis pwned"}),
+        ("POST", f"{b_swarm}/invitations", {"user_ids": [a["user_id"]]}),
     ]
     for method, url, body in refused:
         r = await c.request(method, url, headers=hb, **({"json": body} if body is not None else {}))
@@ -690,6 +897,9 @@ async def test_references_to_another_accounts_objects_are_refused(h: Harness, wo
         ("/api/v1/contacts", {"q": "aardvark"}),
         ("/api/v1/contacts", {"q": "ana@aardvark-customer.example.com"}),
         ("/api/v1/webhooks/deliveries", {"subscription_id": a["subscription_id"]}),
+        ("/api/v1/automation/executions", {"rule_id": a["rule_id"]}),
+        ("/api/v1/automation/executions", {"macro_id": a["macro_id"]}),
+        ("/api/v1/automation/executions", {"conversation_id": a["conversation_id"]}),
     ]
     for url, params in empty_pages:
         r = await c.get(url, headers=hb, params=params)
@@ -697,6 +907,17 @@ async def test_references_to_another_accounts_objects_are_refused(h: Harness, wo
     # A user id from A in B's listing of users or teams: absent.
     r = await c.get("/api/v1/users", headers=hb)
     assert [u["id"] for u in r.json()] == [w.b.admin.user_id]
+    # B's routing, automation and swarming views: B's own, and nothing of A's.
+    r = await c.get("/api/v1/routing/agents", headers=hb)
+    assert [agent["user_id"] for agent in r.json()] == [w.b.admin.user_id], r.text
+    r = await c.get("/api/v1/automation/executions", headers=hb)
+    assert [e["macro_id"] for e in r.json()["items"]] == [mine["macro"]], r.text
+    r = await c.get(f"{b_conversation}/swarm-suggestions", headers=hb)
+    assert r.status_code == 200 and {s["user_id"] for s in r.json()["items"]} <= {w.b.admin.user_id}, r.text
+    assert_no_leak(r, w, "B admin", "swarm suggestions")
+    r = await c.get("/api/v1/swarms/metrics", headers=hb)
+    assert r.status_code == 200 and (r.json()["started"], r.json()["with_expert"]) == (1, 0), r.text
+    assert_no_leak(r, w, "B admin", "swarm metrics")
     await assert_a_unchanged(h, w, db_before, api_before)
 
 

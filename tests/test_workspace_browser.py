@@ -194,7 +194,7 @@ async def test_an_email_customer_and_a_chat_customer_become_one_profile(h: Harne
         sidebar = desk.locator("#sidebar")
         await sidebar.get_by_text("Possibly the same person").wait_for()
         assert await sidebar.locator("#open-elsewhere a").count() == 0
-        await sidebar.get_by_role("button", name="Merge into this profile").click()
+        await sidebar.get_by_role("button", name="Merge the two profiles").click()
         # One profile: the email address (verified by the mail's authentication) and the chat
         # handle, and the email conversation listed beside this one.
         await sidebar.locator("#open-elsewhere a", has_text="Sizes for the trail runners").wait_for()
@@ -359,11 +359,24 @@ async def test_collision_mentions_canned_responses_bulk_and_shortcuts(h: Harness
                           "tag": f"conversation-{first}"}], shown
         await o.evaluate("window.__hidden = false")
 
+        # A macro: one click sets the priority and a tag.
+        r = await h.client.post("/api/v1/macros", headers=ctx.admin.headers, json={
+            "name": "Escalate to logistics", "actions": [{"type": "set_priority", "priority": "high"},
+                                                         {"type": "add_tags", "tags": ["logistics"]}]})
+        assert r.status_code == 201, r.text
+        await a.reload()
+        await a.get_by_label("Macro").select_option(label="Escalate to logistics")
+        await a.locator("#priority").filter(has=a.locator("option:checked", has_text="high")).wait_for()
+        await a.locator("#tags .badge", has_text="#logistics").wait_for()
+        r = await h.client.get(f"/api/v1/conversations/{first}", headers=maya.headers)
+        assert (r.json()["priority"], sorted(r.json()["tags"])) == ("high", ["address-change", "logistics"])
+
         # Keyboard: "?" shows the shortcuts, "a" assigns to me, "e" resolves.
         await a.locator("#timeline").click()
         await a.keyboard.press("?")
         await a.get_by_role("dialog", name="Keyboard shortcuts").wait_for()
         await a.keyboard.press("Escape")
+        await a.get_by_role("dialog", name="Keyboard shortcuts").wait_for(state="hidden")
         await a.keyboard.press("a")
         await a.locator("#assignee").filter(has=a.locator("option:checked", has_text="Maya")).wait_for()
         await a.keyboard.press("e")

@@ -199,3 +199,23 @@ async def test_the_timeline_says_why_a_message_from_another_channel_joined(h: Ha
     # Both channels can take the reply, and the one the customer wrote on last is preselected.
     options = re.findall(r'<option value="(\d+)"( selected)?>', r.text.split('id="reply-channel"')[1].split("</select>")[0])
     assert options == [(str(chat.id), ""), (str(shop.id), " selected")]
+
+
+async def test_sla_state_shows_in_the_inbox_and_the_conversation_and_filters_the_list(h: Harness) -> None:
+    ctx = await h.make_account("Acme")
+    r = await h.client.post("/api/v1/sla/policies", headers=ctx.admin.headers,
+                            json={"name": "Standard", "first_response_minutes": 60})
+    assert r.status_code == 201, r.text
+    cid = (await conversation_with(h, ctx, content="Where is my parcel?"))["conversation_id"]
+    await h.run_jobs()  # the SLA listener starts the clock
+    async with signed_in(h, ctx.admin) as browser:
+        r = await browser.get("/app", params={"view": "all"})
+        assert r.status_code == 200
+        row = r.text.split(f'data-id="{cid}"')[1].split("</li>")[0]
+        assert re.search(r'class="badge sla-ok"[^>]*>SLA ok · in (59|60)m<', row), row
+        for state, shown in (("ok", True), ("breached", False), ("warning", False)):
+            r = await browser.get("/app", params={"view": "all", "sla_state": state})
+            assert (f'data-id="{cid}"' in r.text) is shown, state
+            assert f'<option value="{state}" selected>' in r.text
+        r = await browser.get(f"/app/conversations/{cid}")
+        assert 'id="sla-state"' in r.text and "Standard" in r.text and "first response: ok" in r.text

@@ -47,6 +47,7 @@ from swarmdesk.swarming.router import router as swarming_router
 from swarmdesk.web.admin import router as admin_pages_router
 from swarmdesk.web.pages import router as pages_router
 from swarmdesk.web.portal import router as portal_pages_router
+from swarmdesk.web.swarm import router as swarm_pages_router
 from swarmdesk.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("swarmdesk.http")
@@ -244,6 +245,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
               customer_router, channels_router, email_router, webhooks_router, jobs_router, realtime_router, webchat_router,
               inbox_router, notifications_router, canned_responses_router, portal_router,
               routing_router, sla_router, automation_router, swarming_router, preferences_router,
-              pages_router, admin_pages_router, portal_pages_router):
+              pages_router, admin_pages_router, portal_pages_router, swarm_pages_router):
         app.include_router(r)
     return app

@@ -38,7 +38,8 @@ async def do_update_inbox(uow: UnitOfWork, principal: StaffPrincipal, box: Secre
         inbox.name = changed["name"] = payload.name
     if payload.config is not None:
         current = service.decrypt_config(inbox, box).model_dump(mode="json")
-        config = channels.validate_config(inbox.channel_kind, service.merge_config(current, payload.config))
+        model = channels.adapter_class(inbox.channel_kind).config_model
+        config = channels.validate_config(inbox.channel_kind, service.merge_config(current, payload.config, model))
         inbox.config_encrypted = box.encrypt(config.model_dump_json())
         # Record which keys changed, never their values (they may be secrets).
         changed["config_keys"] = sorted(payload.config)

@@ -12,6 +12,7 @@ from swarmdesk.channels.base import ChannelConfig
 from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.registry import channels
 from swarmdesk.channels.schemas import InboxOut
+from swarmdesk.core.errors import ValidationFailed
 from swarmdesk.core.security import SecretBox
 
 
@@ -58,16 +59,40 @@ def public_config(value: Any) -> tuple[Any, list[str]]:
     return to_jsonable_python(value), []
 
 
-def merge_config(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+# Where a config sends its secrets: changing one of these without sending the secret again would
+# let whoever can edit the inbox (but never read its secrets) redirect them to a server of theirs.
+CONNECTION_KEYS = frozenset({"host", "port", "security", "username", "api_base_url", "base_url", "url", "address"})
+
+
+def merge_config(current: dict[str, Any], change: dict[str, Any], model: type[BaseModel] | None = None,
+                 path: str = "") -> dict[str, Any]:
     """``change`` over ``current``, nested blocks merged key by key: a secret the caller did not
-    send (it never saw it) is kept; a block set to null is removed."""
+    send (it never saw it) is kept — but when the same block's destination or security changes, a
+    secret that is set must be sent again (a clear 422 otherwise). A block set to null is removed."""
     merged = dict(current)
     for key, value in change.items():
         if isinstance(value, dict) and isinstance(current.get(key), dict):
-            merged[key] = merge_config(current[key], value)
+            merged[key] = merge_config(current[key], value, _block_model(model, key), f"{path}{key}.")
         else:
             merged[key] = value
+    if model is not None and issubclass(model, ChannelConfig):
+        moved = sorted(k for k in change if k in CONNECTION_KEYS and change[k] != current.get(k))
+        kept = sorted(n for n in model.secret_fields() if n not in change and current.get(n))
+        if moved and kept:
+            raise ValidationFailed(f"changing {', '.join(path + k for k in moved)} needs "
+                                   f"{', '.join(path + n for n in kept)} again (a stored secret never follows "
+                                   "a change of server or security)", extra={"fields": [path + n for n in kept]})
     return merged
+
+
+def _block_model(model: type[BaseModel] | None, key: str) -> type[BaseModel] | None:
+    if model is None or key not in model.model_fields:
+        return None
+    annotation = model.model_fields[key].annotation
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def inbox_out(inbox: Inbox, box: SecretBox, base_url: str) -> InboxOut:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -336,6 +336,12 @@ async def do_merge_contacts(uow: UnitOfWork, principal: StaffPrincipal, survivor
     for identity in identities:
         identity.contact_id = survivor.id
     moved.identity_ids = [i.id for i in identities]
+    if any(i.verified for i in identities):
+        # The survivor now holds verified identities (and their history) its own widget or app
+        # sessions never proved: those sessions end. Portal sessions (a verified address) stay.
+        revoked = (await session.execute(delete(CustomerSession).where(
+            CustomerSession.contact_id == survivor.id, CustomerSession.inbox_id.is_not(None)))).rowcount
+        moved.revoked_sessions = revoked or 0
     conversations = await service.conversations_of(session, principal.account_id, merged.id)
     moved.conversation_ids = [c.id for c in conversations]
     notes = await service.notes_of(session, merged.id, limit=10_000)

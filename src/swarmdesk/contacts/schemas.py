@@ -124,6 +124,7 @@ class MergeMoved(BaseModel):
     attributes_added: dict[str, Any] = Field(default_factory=dict)
     dismissed_suggestion_ids: list[int] = Field(default_factory=list)
     note_ids: list[int] = Field(default_factory=list)
+    revoked_sessions: int = Field(default=0, description="the survivor's widget/app sessions ended (not restored by undo)")
 
 
 class ContactMergeOut(Out):

@@ -33,7 +33,7 @@ async def writable_conversation(principal: ConversationsWriter, uow: Uow,
 async def customer_conversation(customer: Customer, uow: Uow,
                                 conversation_id: Annotated[int, Path(ge=1)]) -> Conversation:
     conversation = await service.get_for_contact(uow.session, customer.account_id, customer.contact_id,
-                                                 conversation_id)
+                                                 conversation_id, inbox_id=customer.inbox_id)
     if conversation is None:
         raise NotFound(f"conversation {conversation_id} not found")
     return conversation

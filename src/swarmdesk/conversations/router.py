@@ -14,6 +14,7 @@ from swarmdesk.conversations.models import Attachment, ConversationStatus, Messa
 from swarmdesk.conversations.schemas import (
     ActivityOut,
     ConversationCreate,
+    ConversationCreatedOut,
     ConversationOut,
     ConversationUpdate,
     CustomerConversationCreate,
@@ -29,6 +30,7 @@ from swarmdesk.core.errors import BadRequest, NotFound
 from swarmdesk.core.pagination import decode_cursor, encode_cursor
 from swarmdesk.core.schemas import Page
 from swarmdesk.core.storage import ACTIVE_TYPES, INLINE_SAFE_TYPES, AttachmentStore
+from swarmdesk.preferences import actions as preferences_actions
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 customer_router = APIRouter(prefix="/api/v1/customer/conversations", tags=["customer"])
@@ -75,12 +77,17 @@ async def list_conversations(
     return Page(items=await service.conversations_out(uow.session, page), next_cursor=next_cursor)
 
 
-@router.post("", response_model=ConversationOut, status_code=201, summary="Start a conversation with a customer")
+@router.post("", response_model=ConversationCreatedOut, status_code=201, summary="Start a conversation with a customer",
+             description="The first message is proactive outreach: the customer's contact rules may send it on "
+                         "another channel or hold it back until their quiet hours end (``first_message`` says "
+                         "which, and why), or refuse it, and then nothing is created (409, with the explanation "
+                         "and the decision). See docs/contact-rules.md.")
 async def create_conversation(principal: ConversationsWriter, uow: Uow, runtime: RuntimeDep,
-                              payload: ConversationCreate) -> ConversationOut:
-    conversation = await actions.do_create_conversation(uow, principal, payload, store=_store(runtime),
-                                                        max_attachment_bytes=runtime.settings.max_attachment_bytes)
-    return (await service.conversations_out(uow.session, [conversation]))[0]
+                              payload: ConversationCreate) -> ConversationCreatedOut:
+    conversation, sent = await preferences_actions.do_start_conversation(
+        uow, principal, payload, store=_store(runtime), max_attachment_bytes=runtime.settings.max_attachment_bytes)
+    out = (await service.conversations_out(uow.session, [conversation]))[0]
+    return ConversationCreatedOut(**out.model_dump(), first_message=sent.out() if sent is not None else None)
 
 
 @router.get("/{conversation_id}", response_model=ConversationOut)
@@ -164,7 +171,8 @@ async def get_attachment(conversation: ReadableConversation, attachment_id: int,
 
 @customer_router.get("", response_model=list[CustomerConversationOut], summary="My conversations")
 async def customer_list_conversations(customer: Customer, uow: Uow) -> list[CustomerConversationOut]:
-    rows = await service.list_for_contact(uow.session, customer.account_id, customer.contact_id)
+    rows = await service.list_for_contact(uow.session, customer.account_id, customer.contact_id,
+                                          inbox_id=customer.inbox_id)
     return [service.customer_conversation_out(c) for c in rows]
 
 

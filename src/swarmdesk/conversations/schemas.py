@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
@@ -45,6 +45,29 @@ class ConversationOut(Out):
     resolved_at: datetime | None
     reopen_count: int
     message_count: int
+
+
+class SendDecisionOut(Out):
+    """What the customer's contact rules decided about a proactive message (docs/contact-rules.md)."""
+
+    outcome: Literal["send", "defer", "move", "refuse"]
+    explanation: str = Field(description="for the agent, e.g. \"Ana's quiet hours are 21:00–08:00 "
+                                         "(Europe/Berlin): deferred to 08:00\"")
+    reasons: list[str] = Field(description="not_subject, quiet_hours, never_channel, preferred_channel or cap")
+    channel_kind: str = Field(description="where the message goes (after a move)")
+    inbox_id: int | None
+    requested_channel_kind: str
+    requested_inbox_id: int | None
+    send_at: datetime | None = Field(description="defer: when it will be sent; a refusal by the cap: when a "
+                                                 "contact becomes possible again")
+    message_id: int | None = Field(default=None, description="the message, when it was sent now")
+    deferred_send_id: int | None = Field(default=None, description="the held-back message, when deferred")
+
+
+class ConversationCreatedOut(ConversationOut):
+    first_message: SendDecisionOut | None = Field(
+        default=None, description="what the customer's contact rules decided about the first message (null "
+                                  "without content): sent, moved to another channel, or deferred")
 
 
 class CustomerConversationOut(Out):

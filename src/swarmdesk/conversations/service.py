@@ -68,10 +68,14 @@ async def get_visible_many(session: AsyncSession, principal: StaffPrincipal,
 
 
 async def get_for_contact(session: AsyncSession, account_id: int, contact_id: int,
-                          conversation_id: int) -> Conversation | None:
-    return await session.scalar(select(Conversation).where(
-        Conversation.id == conversation_id, Conversation.account_id == account_id,
-        Conversation.contact_id == contact_id))
+                          conversation_id: int, inbox_id: int | None = None) -> Conversation | None:
+    """A customer's own conversation; with ``inbox_id`` (a widget or app session), only one on that
+    inbox: such a session proves less than the contact's verified identities."""
+    stmt = select(Conversation).where(Conversation.id == conversation_id, Conversation.account_id == account_id,
+                                      Conversation.contact_id == contact_id)
+    if inbox_id is not None:
+        stmt = stmt.where(Conversation.inbox_id == inbox_id)
+    return await session.scalar(stmt)
 
 
 async def get_by_id(session: AsyncSession, account_id: int, conversation_id: int) -> Conversation | None:
@@ -142,10 +146,18 @@ async def list_visible(session: AsyncSession, principal: StaffPrincipal, filters
     return list((await session.scalars(stmt)).all())
 
 
-async def list_for_contact(session: AsyncSession, account_id: int, contact_id: int, limit: int = 100) -> list[Conversation]:
+async def list_for_contact(session: AsyncSession, account_id: int, contact_id: int, limit: int = 100, *,
+                           inbox_id: int | None = None,
+                           principal: StaffPrincipal | None = None) -> list[Conversation]:
+    """A contact's conversations, newest activity first; only one inbox's (a widget session), or only
+    those a staff member may see."""
+    stmt = select(Conversation).where(Conversation.account_id == account_id, Conversation.contact_id == contact_id)
+    if inbox_id is not None:
+        stmt = stmt.where(Conversation.inbox_id == inbox_id)
+    if principal is not None:
+        stmt = stmt.where(visible_to(principal))
     return list((await session.scalars(
-        select(Conversation).where(Conversation.account_id == account_id, Conversation.contact_id == contact_id)
-        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit))).all())
+        stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit))).all())
 
 
 async def count_by_status(session: AsyncSession, principal: StaffPrincipal) -> dict[str, int]:

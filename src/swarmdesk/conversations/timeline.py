@@ -11,13 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.conversations import service
-from swarmdesk.conversations.models import Activity, Message
+from swarmdesk.conversations.models import Activity, Conversation, Message
 from swarmdesk.conversations.schemas import ActivityOut, MessageOut
 
 # Activities worth a line between messages; the rest (e.g. "created") is in the activity log.
 SHOWN_VERBS = ("assigned", "status_changed", "team_changed", "tags_changed", "contact_merged", "priority_changed",
                "routed", "swarm_started", "swarm_ended", "sla_breached", "rule_applied", "macro_applied",
-               "send_deferred")
+               "send_deferred", "send_moved", "send_refused", "send_cancelled", "queued", "required_skills_changed")
 
 
 @dataclass(slots=True, frozen=True)
@@ -39,9 +39,13 @@ async def latest_messages(session: AsyncSession, conversation_id: int, limit: in
 
 
 async def build(session: AsyncSession, conversation_id: int, messages: Sequence[Message], *,
-                since: datetime | None, until: datetime | None = None) -> list[TimelineItem]:
-    """Messages and the activities between ``since`` and ``until``, in time order."""
+                since: datetime | None, until: datetime | None = None,
+                after_activity_id: int | None = None) -> list[TimelineItem]:
+    """Messages and the activities between ``since`` and ``until`` (or after an activity id: the
+    live view's cursor, which no clock can skew), in time order."""
     stmt = select(Activity).where(Activity.conversation_id == conversation_id, Activity.verb.in_(SHOWN_VERBS))
+    if after_activity_id is not None:
+        stmt = stmt.where(Activity.id > after_activity_id)
     if since is not None:
         stmt = stmt.where(Activity.created_at >= since)
     if until is not None:
@@ -61,12 +65,14 @@ class Preview:
 
 
 async def last_messages(session: AsyncSession, conversation_ids: Sequence[int]) -> dict[int, Preview]:
-    """The start of the newest message of each conversation (for the inbox rows), in one statement
-    whose inner part reads only the (conversation_id, id) index."""
+    """The start of the newest message of each conversation (for the inbox rows), in one statement."""
     if not conversation_ids:
         return {}
-    newest = (select(func.max(Message.id)).where(Message.conversation_id.in_(conversation_ids))
-              .group_by(Message.conversation_id))
+    # One index probe per conversation (newest id first, LIMIT 1): a max() grouped over the
+    # conversations would read every message id of each, and a long chat has tens of thousands.
+    newest_of_each = (select(Message.id).where(Message.conversation_id == Conversation.id)
+                      .order_by(Message.id.desc()).limit(1).scalar_subquery())
+    newest = select(newest_of_each).where(Conversation.id.in_(conversation_ids))
     rows = await session.execute(select(Message.conversation_id, func.substr(Message.content, 1, 160),
                                         Message.private, Message.direction).where(Message.id.in_(newest)))
     return {cid: Preview(text=" ".join((text or "").split()), private=private, incoming=direction == "incoming")

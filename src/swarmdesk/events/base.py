@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +28,21 @@ class Audience(BaseModel):
     contact_ids: tuple[int, ...] = ()
 
 
+# What caused the events built while it is set: automation sets it around the actions a rule or a
+# macro runs (``caused_by``), so every event those actions publish names the rules behind it and
+# automation can refuse to react to its own work (see docs/automation.md).
+_cause: ContextVar[dict[str, Any] | None] = ContextVar("event_cause", default=None)
+
+
+@contextmanager
+def caused_by(cause: dict[str, Any]) -> Iterator[None]:
+    token = _cause.set(cause)
+    try:
+        yield
+    finally:
+        _cause.reset(token)
+
+
 class BaseEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,10 +51,13 @@ class BaseEvent(BaseModel):
     account_id: int
     audience: Audience
     occurred_at: datetime = Field(default_factory=utcnow)
+    # None for what people and channels do; {"rule_ids": [...], ...} for what automation did.
+    # Travels to durable listeners (the outbox keeps it), not to live clients; left out when None.
+    cause: dict[str, Any] | None = Field(default_factory=lambda: _cause.get(), exclude_if=lambda v: v is None)
 
     def body(self) -> dict:
         """What a client or webhook receives: the event without its routing envelope."""
-        return self.model_dump(mode="json", exclude={"audience"})
+        return self.model_dump(mode="json", exclude={"audience", "cause"})
 
 
 @dataclass(slots=True, frozen=True)

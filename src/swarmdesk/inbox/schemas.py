@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from swarmdesk.conversations.models import ConversationStatus, Priority
 from swarmdesk.conversations.schemas import ConversationOut, normalize_tags
 from swarmdesk.core.schemas import In, Out
+from swarmdesk.sla.schemas import SlaState
 
 # Ids fit in a signed 64-bit column; anything larger can only be a typo or a probe.
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -45,18 +46,21 @@ class InboxFilters(In):
     team_id: Id | None = None
     assignee_id: Id | None = None
     unread: bool | None = Field(default=None, description="true: only unread for me; false: only read")
+    sla_state: list[SlaState] | None = Field(default=None, min_length=1, max_length=6,
+                                             description="ok, warning, breached, paused, met or none; "
+                                                         "repeat for several")
 
     @field_validator("tag")
     @classmethod
     def _tag(cls, tag: str | None) -> str | None:
         return None if tag is None else normalize_tags([tag])[0]
 
-    @field_validator("status", "priority", mode="before")
+    @field_validator("status", "priority", "sla_state", mode="before")
     @classmethod
     def _one_or_many(cls, values: Any) -> Any:
         return [values] if isinstance(values, str) else values
 
-    @field_validator("status", "priority")
+    @field_validator("status", "priority", "sla_state")
     @classmethod
     def _distinct(cls, values: list[Any] | None) -> list[Any] | None:
         return None if values is None else list(dict.fromkeys(values))

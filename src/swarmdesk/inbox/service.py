@@ -54,6 +54,7 @@ from swarmdesk.core.pagination import decode_cursor, encode_cursor
 from swarmdesk.inbox import schemas
 from swarmdesk.inbox.models import ConversationRead, SavedView
 from swarmdesk.inbox.schemas import InboxFilters, InboxQuery, InboxRowOut, InboxSort, View
+from swarmdesk.sla.service import state_condition as sla_state_condition
 
 DEFAULT_STATUS = (ConversationStatus.open,)
 MAX_ID = 2**63 - 1
@@ -88,6 +89,7 @@ CONDITIONS: dict[str, Callable[[Any, StaffPrincipal], ColumnElement[bool]]] = {
     "team_id": lambda value, principal: Conversation.team_id == value,
     "assignee_id": lambda value, principal: Conversation.assignee_id == value,
     "unread": lambda value, principal: unread_for(principal.user_id) if value else ~unread_for(principal.user_id),
+    "sla_state": sla_state_condition,
 }
 
 
@@ -331,11 +333,12 @@ async def page_for(session: AsyncSession, principal: StaffPrincipal, *, view: st
                    status: str | list[str] | None = None, channel: str | None = None,
                    priority: str | list[str] | None = None, tag: str | None = None, team_id: int | None = None,
                    sort: str | None = None, saved_view_id: int | None = None, cursor: str | None = None,
-                   limit: int = 50) -> InboxPage:
+                   limit: int = 50, sla_state: str | None = None) -> InboxPage:
     """The list for the workspace's pages, from loosely typed form values (None: not given;
     status "any": every status; sort is ignored by the mentions view)."""
     given: dict[str, Any] = {"view": view, "channel": channel, "tag": tag, "team_id": team_id,
-                             "saved_view_id": saved_view_id, "cursor": cursor, "limit": limit}
+                             "saved_view_id": saved_view_id, "cursor": cursor, "limit": limit,
+                             "sla_state": [sla_state] if sla_state else None}
     if status == "any":
         given["status"] = list(ConversationStatus)
     elif status is not None:

@@ -14,6 +14,7 @@ class NotificationKind(enum.StrEnum):
     mentioned = "mentioned"  # @mentioned in an internal note
     customer_replied = "customer_replied"  # the customer wrote in a conversation assigned to you
     sla_warning = "sla_warning"  # reserved for the SLA layer
+    swarm_invite = "swarm_invite"  # invited to help in a conversation's swarm room
 
 
 # The customer_replied notifications that collapse: one unread per user and conversation. The

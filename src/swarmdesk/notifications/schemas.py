@@ -18,7 +18,8 @@ class NotificationOut(Out):
     kind: NotificationKind
     conversation_id: int
     message_id: int | None
-    actor_name: str = Field(description="who caused it: the assigning agent, the note's author, the customer")
+    actor_name: str = Field(description="who caused it: the assigning agent, the note's author, the customer, "
+                                        "whoever invited you to a swarm")
     snippet: str = Field(description=f"plain text, at most {SNIPPET_CHARS} characters")
     read_at: datetime | None
     created_at: datetime = Field(description="a collapsed customer_replied notification: its latest reply")

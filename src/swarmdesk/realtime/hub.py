@@ -7,11 +7,15 @@ recipients, not to the number of sockets. The frame is serialized once per event
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from swarmdesk.events.base import Audience, RoutedEvent
 from swarmdesk.realtime.queues import QueueInfo
+
+log = logging.getLogger(__name__)
 
 # A client that falls this far behind is cut off and told to resume; it reconnects and replays.
 MAX_PENDING = 5000
@@ -59,6 +63,44 @@ def audience_includes(audience: Audience, info: QueueInfo) -> bool:
 def includes(event: RoutedEvent, info: QueueInfo) -> bool:
     """Whether a client receives an event: same account, and in the audience."""
     return event.account_id == info.account_id and audience_includes(event.audience, info)
+
+
+ConnectionCallback = Callable[[Any, QueueInfo], Awaitable[None]]  # (runtime, the client's queue)
+
+
+class ConnectionHooks:
+    """Who wants to know that a client's stream opened or closed (routing keeps staff presence with
+    it). Domains register here; realtime imports none of them. A failing callback is logged and
+    never breaks the stream."""
+
+    def __init__(self) -> None:
+        self._connected: list[ConnectionCallback] = []
+        self._disconnected: list[ConnectionCallback] = []
+
+    def connected(self, fn: ConnectionCallback) -> ConnectionCallback:
+        self._connected.append(fn)
+        return fn
+
+    def disconnected(self, fn: ConnectionCallback) -> ConnectionCallback:
+        self._disconnected.append(fn)
+        return fn
+
+    async def fire_connected(self, runtime: Any, info: QueueInfo) -> None:
+        await self._fire(self._connected, runtime, info)
+
+    async def fire_disconnected(self, runtime: Any, info: QueueInfo) -> None:
+        await self._fire(self._disconnected, runtime, info)
+
+    @staticmethod
+    async def _fire(callbacks: list[ConnectionCallback], runtime: Any, info: QueueInfo) -> None:
+        for fn in callbacks:
+            try:
+                await fn(runtime, info)
+            except Exception:
+                log.exception("connection hook failed", extra={"hook": getattr(fn, "__name__", repr(fn))})
+
+
+connection_hooks = ConnectionHooks()
 
 
 class Hub:

@@ -36,7 +36,7 @@ from swarmdesk.conversations import service as conversations_service
 from swarmdesk.core.errors import NotAuthenticated
 from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX
 from swarmdesk.events.base import RoutedEvent
-from swarmdesk.realtime.hub import Client, includes
+from swarmdesk.realtime.hub import Client, connection_hooks, includes
 from swarmdesk.realtime.queues import QueueInfo, new_queue_id
 from swarmdesk.runtime import Runtime
 
@@ -90,7 +90,8 @@ async def register(principal: Annotated[StaffPrincipal | CustomerPrincipal, Depe
         info = QueueInfo(queue_id=new_queue_id(), account_id=principal.account_id, principal_kind="contact",
                          principal_id=principal.contact_id, last_acked=last_event_id)
         conversations = await conversations_service.list_for_contact(uow.session, principal.account_id,
-                                                                     principal.contact_id)
+                                                                     principal.contact_id,
+                                                                     inbox_id=principal.inbox_id)
         state = {"contact_id": principal.contact_id,
                  "conversations": [conversations_service.customer_conversation_out(c).model_dump(mode="json")
                                    for c in conversations]}
@@ -111,6 +112,7 @@ async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
     """Replay, then stream live events to one client. Returns False when the client must reload."""
     client = Client(info)
     runtime.hub.attach(client)
+    await connection_hooks.fire_connected(runtime, info)
     try:
         missed = await runtime.bus.replay(after_id)
         if missed is None:
@@ -143,6 +145,8 @@ async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
                     return False
     finally:
         runtime.hub.detach(client)
+        # Shielded: the stream's task is being cancelled when the socket closes.
+        await asyncio.shield(connection_hooks.fire_disconnected(runtime, info))
 
 
 def _events_frame(events: list[RoutedEvent]) -> str:

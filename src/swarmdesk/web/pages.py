@@ -29,6 +29,7 @@ from swarmdesk.conversations.schemas import ActivityOut, ConversationOut, ReplyC
 from swarmdesk.core.db import UnitOfWork
 from swarmdesk.core.errors import NotAuthenticated, NotFound, ValidationFailed
 from swarmdesk.inbox import service as inbox_service
+from swarmdesk.sla import service as sla_service
 from swarmdesk.web.dependencies import PageStaff, safe_next, same_origin, to_login
 from swarmdesk.web.templating import render, static_response
 
@@ -86,6 +87,8 @@ VIEWS = (("mine", "Mine"), ("unassigned", "Unassigned"), ("my_teams", "My teams"
 STATUSES = (("open", "Open"), ("pending", "Pending"), ("snoozed", "Snoozed"), ("resolved", "Resolved"),
             ("closed", "Closed"), ("any", "Any status"))
 SORTS = (("last_activity", "Last activity"), ("waiting", "Waiting longest"), ("priority", "Priority"))
+SLA_STATES = (("warning", "SLA warning"), ("breached", "SLA breached"), ("ok", "SLA on track"), ("paused", "SLA paused"),
+              ("met", "SLA met"), ("none", "No SLA"))
 IDENTITY_KINDS = {"email": "Email", "phone": "Phone", "handle": "Chat handle"}
 
 
@@ -120,6 +123,27 @@ def _describe(users: dict[int, str], teams: dict[int, str]) -> Callable[[Activit
         if activity.verb == "routed":
             target = users.get(data.get("to") or 0) or "nobody"
             return f"Routed to {target}: {data['explanation']}" if data.get("explanation") else f"Routed to {target}"
+        if activity.verb == "rule_applied":
+            outcome = "" if data.get("outcome") in (None, "applied") else f" ({data['outcome']})"
+            return f"Rule “{data.get('rule_name', '?')}” applied{outcome}"
+        if activity.verb == "queued":
+            why = f" ({data['why']})" if data.get("why") else ""
+            return f"Waiting in the {data.get('queue', '?')} queue{why}"
+        if activity.verb == "required_skills_changed":
+            skills = ", ".join(str(s.get("name", s.get("skill_id", "?"))) if isinstance(s, dict) else str(s)
+                               for s in data.get("skills", []))
+            return f"{who} set the required skills: {skills or 'none'}"
+        if activity.verb == "swarm_started":
+            invited = [users[i] for i in data.get("invited", []) if i in users]
+            return f"{who} started a swarm" + (f", inviting {', '.join(invited)}" if invited else "")
+        if activity.verb == "swarm_ended":
+            outcome = f": {data['outcome']}" if data.get("outcome") else ""
+            return f"{who} ended the swarm{outcome}"
+        if activity.verb == "macro_applied":
+            return f"{who} applied the macro “{data.get('macro_name', '?')}”"
+        if activity.verb in ("send_deferred", "send_moved", "send_refused", "send_cancelled", "sla_breached",
+                             "swarm_started", "swarm_ended") and data.get("explanation"):
+            return f"{who}: {data['explanation']}"
         if activity.verb == "contact_merged":
             return f"{who} merged two customer profiles into this one"
         return f"{who}: {activity.verb.replace('_', ' ')}"
@@ -138,9 +162,11 @@ async def _visible_conversation(uow: UnitOfWork, me: StaffPrincipal, conversatio
 
 async def _timeline_context(uow: UnitOfWork, me: StaffPrincipal, conversation: Conversation,
                             messages: list[Message], *, since: datetime | None, until: datetime | None = None,
+                            after_activity_id: int | None = None,
                             people: tuple[list[User], list[Team]] | None = None) -> dict[str, Any]:
     users, teams = people or await _people(uow, me.account_id)
-    items = await timeline.build(uow.session, conversation.id, messages, since=since, until=until)
+    items = await timeline.build(uow.session, conversation.id, messages, since=since, until=until,
+                                 after_activity_id=after_activity_id)
     return {"items": items, "channel_names": channel_names(),
             "describe": _describe({u.id: u.name for u in users}, {t.id: t.name for t in teams})}
 
@@ -150,16 +176,21 @@ async def _sidebar_context(uow: UnitOfWork, me: StaffPrincipal, conversation: Co
     # (Already in the session's identity map when the page loaded the conversation's row.)
     contact = await session.get(Contact, conversation.contact_id)
     assert contact is not None and contact.account_id == me.account_id
+    if me.role == Role.expert:  # experts are pulled into cases; the customer's profile is the team's
+        return {"contact": contact, "limited": True, "organization": None, "identities": [], "open_elsewhere": [],
+                "previous": [], "notes": [], "suggestions": [], "identity_kinds": IDENTITY_KINDS}
     organization = await contacts_service.get_organization(session, me.account_id, contact.organization_id) \
         if contact.organization_id else None
-    others = [c for c in await conversations_service.list_for_contact(session, me.account_id, contact.id, limit=30)
+    # Only conversations this staff member may see (another team's stay hidden, as everywhere).
+    others = [c for c in await conversations_service.list_for_contact(session, me.account_id, contact.id, limit=30,
+                                                                      principal=me)
               if c.id != conversation.id]
     open_statuses = {ConversationStatus.open, ConversationStatus.pending, ConversationStatus.snoozed}
     suggestions: list[Any] = []
     if me.role != Role.expert:
         suggestions = await contacts_service.suggestions_out(session, await contacts_service.list_suggestions(
             session, me.account_id, status=SuggestionStatus.open, contact_id=contact.id, after=None, limit=5))
-    return {"contact": contact, "organization": organization,
+    return {"contact": contact, "limited": False, "organization": organization,
             "identities": await contacts_service.identities_of(session, contact.id),
             "open_elsewhere": [c for c in others if c.status in open_statuses],
             "previous": [c for c in others if c.status not in open_statuses][:10],
@@ -189,7 +220,9 @@ async def conversation_page(request: Request, me: PageStaff, uow: Uow, conversat
     context = {
         "me": me, "page": "conversation", "section": "inbox", "c": out,
         "contact_name": out.contact.name or out.contact.email or out.contact.phone or "a customer",
-        "users": [u for u in users if u.role != Role.expert], "teams": teams,
+        "users": [u for u in users if u.role != Role.expert or u.id == conversation.assignee_id], "teams": teams,
+        "assignee_missing": conversation.assignee_id is not None and all(u.id != conversation.assignee_id for u in users),
+        "assignee_missing_name": "Assigned to a deactivated user",
         "statuses": [s.value for s in ConversationStatus], "priorities": [p.value for p in Priority],
         "has_earlier": has_earlier, "first_message_id": messages[0].id if messages else 0,
         "last_message_id": messages[-1].id if messages else 0,
@@ -203,20 +236,24 @@ async def conversation_page(request: Request, me: PageStaff, uow: Uow, conversat
     context |= await _timeline_context(uow, me, conversation, messages, since=since, until=until,
                                        people=(users, teams))
     context |= await _sidebar_context(uow, me, conversation)
+    context["sla"] = (await sla_service.states_for(session, [conversation.id])).get(conversation.id)
+    # The live view asks for activities after this one (a server-side cursor: no clock involved).
+    context["last_activity_id"] = max((i.activity.id for i in context["items"] if i.activity), default=0)
     return render(request, "app/conversation.html", **context)
 
 
 @router.get("/app/conversations/{conversation_id}/timeline")
 async def timeline_fragment(request: Request, me: PageStaff, uow: Uow, conversation_id: int,
                             after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
-                            since: Annotated[datetime | None, Query()] = None) -> Response:
-    """New messages after ``after_id`` (and activities since ``since``), as timeline items."""
+                            after_activity_id: Annotated[int, Query(ge=0, le=2**62)] = 0) -> Response:
+    """New messages after ``after_id`` and activities after ``after_activity_id``, as timeline items."""
     if me is None:
         return Response(status_code=401)
     conversation = await _visible_conversation(uow, me, conversation_id)
     messages = await conversations_service.list_messages(uow.session, conversation.id, include_private=True,
                                                          after_id=after_id, limit=200)
-    context = await _timeline_context(uow, me, conversation, messages, since=since)
+    context = await _timeline_context(uow, me, conversation, messages, since=None,
+                                      after_activity_id=after_activity_id)
     return render(request, "app/_timeline.html", **context)
 
 
@@ -235,6 +272,7 @@ class InboxRow:
     conversation: ConversationOut
     unread: bool
     preview: timeline.Preview | None
+    sla: Any = None  # sla.schemas.SlaStateOut
 
 
 async def _inbox(request: Request, uow: Uow, me: StaffPrincipal) -> dict[str, Any]:
@@ -250,20 +288,47 @@ async def _inbox(request: Request, uow: Uow, me: StaffPrincipal) -> dict[str, An
         raise ValidationFailed("saved_view_id and team_id are numbers")
     given = {"status": q.get("status") or None, "channel": q.get("channel") or None,
              "priority": q.get("priority") or None, "tag": q.get("tag") or None,
-             "team_id": int(team_id) if team_id else None, "sort": q.get("sort") or None}
+             "team_id": int(team_id) if team_id else None, "sort": q.get("sort") or None,
+             "sla_state": q.get("sla_state") or None}
+    # A saved view's own filters fill the form, and the query string overrides them one by one.
+    stored: dict[str, Any] = {}
+    if saved_view_id:
+        saved = await inbox_service.get_saved_view(uow.session, me, int(saved_view_id))
+        if saved is None:
+            raise NotFound(f"saved view {saved_view_id} not found")
+        stored = dict(saved.filters or {})
+        view = stored.get("view") or "all"
+        if not given["sort"] and saved.sort:
+            given["sort"] = saved.sort
+    if view == "mentions":
+        given["sort"] = None  # the mentions view is always newest mention first
     page = await inbox_service.page_for(uow.session, me, view=None if saved_view_id else view,
                                         saved_view_id=int(saved_view_id) if saved_view_id else None,
                                         cursor=q.get("cursor") or None, limit=INBOX_PAGE, **given)
-    filters = {**given, "status": given["status"] or ("any" if saved_view_id else "open"),
+    filters = {**given,
+               "status": given["status"] or (_single(stored.get("status")) if stored.get("status") else
+                                            ("any" if saved_view_id else "open")),
+               "priority": given["priority"] or _single(stored.get("priority")),
+               "channel": given["channel"] or stored.get("channel"), "tag": given["tag"] or stored.get("tag"),
+               "team_id": given["team_id"] or stored.get("team_id"),
+               "sla_state": given["sla_state"] or _single(stored.get("sla_state")),
                "sort": given["sort"] or "last_activity"}
-    previews = await timeline.last_messages(uow.session, [r.conversation.id for r in page.rows])
-    rows = [InboxRow(r.conversation, r.unread, previews.get(r.conversation.id)) for r in page.rows]
+    ids = [r.conversation.id for r in page.rows]
+    previews = await timeline.last_messages(uow.session, ids)
+    slas = await sla_service.states_for(uow.session, ids)
+    rows = [InboxRow(r.conversation, r.unread, previews.get(r.conversation.id), slas.get(r.conversation.id))
+            for r in page.rows]
     query = urlencode({k: v for k, v in q.items() if k != "cursor" and v})
     return {"view": view, "filters": filters, "rows": rows, "next_cursor": page.next_cursor, "query": query,
             "first_page": not q.get("cursor"), "saved_view": page.saved_view}
 
 
 INBOX_PAGE = 25
+
+
+def _single(value: Any) -> Any:
+    """A saved filter's one value, for a form select that shows one (None when it holds several)."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else None
 
 
 @router.get("/app")
@@ -280,7 +345,7 @@ async def inbox_page(request: Request, me: PageStaff, uow: Uow) -> Response:
     saved = await inbox_service.saved_views_for(uow.session, me)
     return render(request, "app/inbox.html", me=me, page="inbox", section="inbox", views=VIEWS,
                   view_title=context["saved_view"].name if context["saved_view"] else titles[context["view"]],
-                  saved_views=saved, statuses=STATUSES, sorts=SORTS, priorities=[p.value for p in Priority],
+                  saved_views=saved, statuses=STATUSES, sorts=SORTS, sla_states=SLA_STATES, priorities=[p.value for p in Priority],
                   channels=sorted(channel_names().items(), key=lambda kv: kv[1]), channel_names=channel_names(),
                   teams=teams, users=[u for u in users if u.role != Role.expert],
                   user_names={u.id: u.name for u in users}, **context)

@@ -1,5 +1,5 @@
 """The customer portal's pages: sign-in by a mailed link, "My conversations", one conversation (live
-through the customer real-time queue) and starting a new one.
+through the customer real-time queue), starting a new one, and the customer's contact preferences.
 
 Everything here is server-rendered from the portal and conversation services; what a customer
 writes goes through the JSON API from ``static/js/portal.js`` (with the portal's CSRF header).
@@ -30,6 +30,8 @@ from swarmdesk.core.errors import DomainError
 from swarmdesk.portal import actions as portal_actions
 from swarmdesk.portal import service as portal_service
 from swarmdesk.portal.router import clear_portal_cookies, set_portal_cookies
+from swarmdesk.preferences import views as preferences_views
+from swarmdesk.preferences.policy import offered_time_zones
 from swarmdesk.web.dependencies import same_origin
 from swarmdesk.web.templating import render
 
@@ -49,7 +51,8 @@ class NavItem:
 
 # The portal's header navigation, in order. Sections added later (the knowledge base, the
 # community) append their item here.
-NAV: list[NavItem] = [NavItem("conversations", "My conversations", "/conversations", signed_in_only=True)]
+NAV: list[NavItem] = [NavItem("conversations", "My conversations", "/conversations", signed_in_only=True),
+                      NavItem("preferences", "Contact preferences", "/preferences", signed_in_only=True)]
 
 # What a customer is told about a conversation's status (snoozed is the agents' business).
 STATUS_LABELS = {"open": "Open", "pending": "Waiting for you", "snoozed": "Open", "resolved": "Resolved",
@@ -243,3 +246,22 @@ async def conversation_page(request: Request, uow: Uow, slug: Slug, conversation
     return _page(request, "portal/conversation.html", account, viewer, page="conversation", section="conversations",
                  conversation=conversation, messages=messages, earlier=earlier,
                  closed=conversation.status == ConversationStatus.closed)
+
+
+@router.get("/{slug}/preferences")
+async def preferences_page(request: Request, uow: Uow, slug: Slug) -> Response:
+    """The customer's contact rules as a form; ``portal.js`` saves it through
+    ``PUT /api/v1/customer/preferences``."""
+    account = await accounts_service.get_account_by_slug(uow.session, slug)
+    if account is None:
+        return _not_found(request)
+    viewer = await _viewer(request, uow, account)
+    if viewer is None:
+        return _to_sign_in(account)
+    rules = await preferences_views.for_customer(uow.session, viewer.contact)
+    saved_zone = rules.quiet_hours.time_zone if rules.quiet_hours else ""
+    zones = offered_time_zones()
+    if saved_zone and saved_zone not in zones:  # a legacy name set through the API (US/Eastern) stays chosen
+        zones = [saved_zone, *zones]
+    return _page(request, "portal/preferences.html", account, viewer, page="preferences", section="preferences",
+                 rules=rules, zones=zones, saved_zone=saved_zone)

@@ -55,6 +55,17 @@ def _ago(value: datetime | None, now: datetime | None = None) -> str:
     return "just now"
 
 
+def _due(value: datetime | None, now: datetime | None = None) -> str:
+    """"in 25m", "in 3h", or "12m ago" (overdue)."""
+    if value is None:
+        return ""
+    seconds = int((value - (now or datetime.now(UTC))).total_seconds())
+    past, seconds = seconds < 0, abs(seconds)
+    amount = next((f"{seconds // size}{unit}" for unit, size in (("d", 86400), ("h", 3600), ("m", 60))
+                   if seconds >= size), "<1m")
+    return f"{amount} ago" if past else f"in {amount}"
+
+
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
@@ -67,6 +78,7 @@ def environment() -> Environment:
     env.globals["version"] = __version__
     env.filters["ago"] = _ago
     env.filters["iso"] = _iso
+    env.filters["due"] = _due
     return env
 
 

@@ -1,7 +1,7 @@
 // Every workspace page: notifications, keyboard shortcuts, sign-out, then the page's own module.
 import { api } from "./api.js";
 import { $, el, announce, toast } from "./dom.js";
-import { realtime } from "./session.js";
+import { realtime, shortcutsEnabled } from "./session.js";
 
 const body = document.body;
 
@@ -22,6 +22,7 @@ const KIND_TEXT = {
   mentioned: (n) => `${n.actor_name || "Someone"} mentioned you`,
   customer_replied: (n) => `${n.actor_name || "The customer"} replied`,
   sla_warning: () => "A response deadline is near",
+  swarm_invite: (n) => `${n.actor_name || "Someone"} invited you to a swarm`,
 };
 
 function notificationItem(n) {
@@ -46,11 +47,23 @@ async function loadNotifications() {
   }
 }
 
+function closePanel(returnFocus) {
+  if (panel.hidden) return;
+  panel.hidden = true;
+  bell.setAttribute("aria-expanded", "false");
+  if (returnFocus) bell.focus();
+}
 bell.addEventListener("click", () => {
   const open = panel.hidden;
   panel.hidden = !open;
   bell.setAttribute("aria-expanded", String(open));
-  if (open) loadNotifications();
+  if (open) { loadNotifications(); panel.querySelector("button, a")?.focus(); }
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && !panel.hidden) { event.preventDefault(); closePanel(true); }
+});
+document.addEventListener("click", (event) => {
+  if (!panel.hidden && !panel.contains(event.target) && !bell.contains(event.target)) closePanel(false);
 });
 $("#notifications-read-all").addEventListener("click", async () => {
   await api("POST", "/api/v1/notifications/read", { all: true });
@@ -76,9 +89,24 @@ realtime.on("notification.created", (event) => {
 });
 realtime.on("notification.read", (event) => setUnread(event.unread_count));
 
+// --- my presence: routing gives work to agents who are online -------------------------------------
+const presence = $("#my-presence");
+api("GET", "/api/v1/routing/presence").then((p) => { presence.value = p.status; }).catch(() => {});
+presence.addEventListener("change", async () => {
+  try { await api("PUT", "/api/v1/routing/presence", { status: presence.value }); announce(`Status: ${presence.value}`); }
+  catch (error) { toast(error.message, "error"); }
+});
+realtime.on("routing.presence_changed", (e) => { if (e.user_id === Number(body.dataset.userId)) presence.value = e.status; });
+
 // --- shortcuts and the rest of the chrome ---------------------------------------------------------
 const help = $("#shortcuts");
 $("#shortcuts-button").addEventListener("click", () => help.showModal());
+// Single-key shortcuts can be switched off (WCAG 2.1.4); the choice stays in this browser.
+const toggle = $("#shortcuts-enabled");
+toggle.checked = shortcutsEnabled();
+toggle.addEventListener("change", () => {
+  try { localStorage.setItem("swarmdesk:shortcuts", toggle.checked ? "on" : "off"); } catch (e) { /* private mode */ }
+});
 let lastKey = "";
 document.addEventListener("keydown", (event) => {
   const target = event.target;
@@ -86,6 +114,7 @@ document.addEventListener("keydown", (event) => {
   if (typing || event.metaKey || event.ctrlKey || event.altKey) return;
   if (event.defaultPrevented || document.querySelector("dialog[open]")) return;
   if (event.key === "?") { event.preventDefault(); help.showModal(); return; }
+  if (!shortcutsEnabled()) return;
   if (lastKey === "g" && event.key === "i") { location.assign("/app"); return; }
   lastKey = event.key;
 });
@@ -94,7 +123,7 @@ $("#sign-out").addEventListener("click", async () => {
 });
 
 export function startRealtime() {
-  realtime.start().catch((error) => console.warn("realtime", error));
+  realtime.start().catch(() => realtime.reload());
 }
 
 // The page's own module (inbox, conversation, admin …) is named by <body data-page>.

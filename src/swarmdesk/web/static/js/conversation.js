@@ -1,8 +1,8 @@
 // One conversation: live timeline, settings, reply/note composer with canned responses and
 // @mentions, collision presence (who else is viewing or typing) and the customer sidebar.
 import { api, fileToBase64, fragment } from "./api.js";
-import { $, $all, el, announce, debounce, toast } from "./dom.js";
-import { me, realtime } from "./session.js";
+import { $, $all, el, announce, debounce, throttle, toast } from "./dom.js";
+import { me, realtime, shortcutsEnabled } from "./session.js";
 
 const root = $("#main");
 const id = Number(root.dataset.conversationId);
@@ -10,7 +10,7 @@ const base = `/api/v1/conversations/${id}`;
 const timeline = $("#timeline");
 const people = JSON.parse($("#people").dataset.people || "[]");
 let lastMessageId = Number(root.dataset.lastMessageId || 0);
-let lastSync = new Date().toISOString();
+let lastActivityId = Number(root.dataset.lastActivityId || 0);
 
 // --- settings -------------------------------------------------------------------------------------------
 async function patch(change, done) {
@@ -59,9 +59,7 @@ function applyConversation(c) {
 
 // --- the timeline ----------------------------------------------------------------------------------------
 async function pullTimeline() {
-  const since = lastSync;
-  lastSync = new Date().toISOString();
-  const items = await fragment(`/app/conversations/${id}/timeline?after_id=${lastMessageId}&since=${encodeURIComponent(since)}`);
+  const items = await fragment(`/app/conversations/${id}/timeline?after_id=${lastMessageId}&after_activity_id=${lastActivityId}`);
   let added = 0;
   for (const node of Array.from(items.children || items.childNodes)) {
     if (!(node instanceof HTMLElement)) continue;
@@ -71,11 +69,12 @@ async function pullTimeline() {
     if (activityId && timeline.querySelector(`[data-activity-id="${activityId}"]`)) continue;
     timeline.appendChild(node);
     if (messageId) { lastMessageId = Math.max(lastMessageId, Number(messageId)); added += 1; }
+    if (activityId) lastActivityId = Math.max(lastActivityId, Number(activityId));
   }
   if (added) timeline.lastElementChild.scrollIntoView({ block: "end" });
   return added;
 }
-const pull = debounce(() => pullTimeline().then(markRead).catch((e) => console.warn(e)), 100);
+const pull = throttle(() => pullTimeline().then(markRead).catch((e) => console.warn(e)), 300);
 
 function markRead() {
   if (document.hidden) return;
@@ -93,7 +92,8 @@ function renderPresence() {
     else if (v.typing) parts.push(`${v.name} is typing ${v.private ? "a note" : "a reply"}…`);
     else parts.push(`${v.name} is viewing`);
   }
-  $("#presence").textContent = parts.join(" · ");
+  const text = parts.join(" · ");
+  if ($("#presence").textContent !== text) $("#presence").textContent = text;  // no re-announcing
 }
 window.setInterval(renderPresence, 5000);
 realtime.on("conversation.viewing", (e) => {
@@ -150,6 +150,10 @@ const refreshSidebar = debounce(async () => {
 }, 200);
 realtime.on("contact.updated", (e) => { if (e.contact.id === Number(root.dataset.contactId)) refreshSidebar(); });
 realtime.on("realtime.reload", () => { pull(); refreshSidebar(); });
+realtime.on("realtime.ready", () => pull());
+for (const type of ["swarm.started", "swarm.ended", "sla.warning", "sla.breached", "automation.rule_applied"]) {
+  realtime.on(type, (e) => { if ((e.conversation_id || (e.swarm && e.swarm.conversation_id)) === id) pull(); });
+}  // whatever happened while the page loaded
 
 // --- composer ---------------------------------------------------------------------------------------------
 const composer = $("#composer");
@@ -298,6 +302,25 @@ composer.addEventListener("submit", async (event) => {
   } finally { send.disabled = false; }
 });
 
+// --- macros: named bundles of actions, applied in one click -----------------------------------------
+const macroSelect = $("#macro");
+api("GET", "/api/v1/macros").then((macros) => {
+  for (const m of macros) macroSelect.appendChild(el("option", { value: String(m.id), text: m.name }));
+  if (!macros.length) macroSelect.closest("label").hidden = true;
+}).catch(() => { macroSelect.closest("label").hidden = true; });
+macroSelect.addEventListener("change", async () => {
+  const macroId = macroSelect.value;
+  if (!macroId) return;
+  const name = macroSelect.selectedOptions[0].textContent;
+  try {
+    const done = await api("POST", `${base}/macros/${macroId}/apply`);
+    if (done && done.conversation) applyConversation(done.conversation);
+    toast(`Applied “${name}”`);
+    pull();
+  } catch (error) { toast(error.message, "error"); }
+  macroSelect.value = "";
+});
+
 // --- sidebar: notes about the customer and merge suggestions ----------------------------------------
 $("#sidebar").addEventListener("submit", async (e) => {
   if (e.target.id !== "contact-note-form") return;
@@ -314,7 +337,7 @@ $("#sidebar").addEventListener("click", async (e) => {
   const dismiss = e.target.closest("button.dismiss");
   try {
     if (merge) {
-      await api("POST", `/api/v1/merge-suggestions/${merge.dataset.suggestionId}/accept`, { survivor_id: Number(merge.dataset.survivorId) });
+      await api("POST", `/api/v1/merge-suggestions/${merge.dataset.suggestionId}/accept`, {});
       toast("Profiles merged");
       refreshSidebar();
     } else if (dismiss) {
@@ -329,12 +352,14 @@ document.addEventListener("keydown", (e) => {
   const t = e.target;
   if (t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
   if (e.metaKey || e.ctrlKey || e.altKey) return;
+  if (e.key !== "Escape" && !shortcutsEnabled()) return;
   if (e.defaultPrevented || document.querySelector("dialog[open]")) return;
   if (e.key === "r" && canReply) { e.preventDefault(); setMode("reply"); text.focus(); }
   else if (e.key === "n") { e.preventDefault(); setMode("note"); text.focus(); }
   else if (e.key === "a" && me.role !== "expert") { e.preventDefault(); patch({ assignee_id: me.id }, "Assigned to you"); }
   else if (e.key === "e" && me.role !== "expert") { e.preventDefault(); patch({ status: "resolved" }, "Resolved"); }
-  else if (e.key === "Escape") { location.assign("/app"); }
+  // Back to the inbox, unless that would lose a draft.
+  else if (e.key === "Escape" && !text.value.trim() && !files.length) { location.assign("/app"); }
 });
 
 timeline.lastElementChild && timeline.lastElementChild.scrollIntoView({ block: "end" });

@@ -39,6 +39,18 @@ export function debounce(fn, ms) {
   return (...args) => { window.clearTimeout(timer); timer = window.setTimeout(() => fn(...args), ms); };
 }
 
+// At most one call per ``ms`` (the first at once, the last one of a burst at the end): under a
+// steady stream of events the work still happens, unlike a debounce that would wait forever.
+export function throttle(fn, ms) {
+  let last = 0;
+  let timer = null;
+  return (...args) => {
+    const wait = last + ms - Date.now();
+    if (wait <= 0) { last = Date.now(); fn(...args); return; }
+    if (!timer) timer = window.setTimeout(() => { timer = null; last = Date.now(); fn(...args); }, wait);
+  };
+}
+
 export function timeAgo(iso) {
   if (!iso) return "";
   const seconds = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));

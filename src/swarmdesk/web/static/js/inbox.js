@@ -1,14 +1,14 @@
 // The inbox list: live rows, unread counts, saved views, bulk actions and j/k navigation.
 import { api, fragment } from "./api.js";
-import { $, $all, el, announce, debounce, toast } from "./dom.js";
-import { me, realtime } from "./session.js";
+import { $, $all, el, announce, throttle, toast } from "./dom.js";
+import { me, realtime, shortcutsEnabled } from "./session.js";
 
 const main = $("#main");
 const list = $("#conversation-list");
 const query = main.dataset.query || "";
 const firstPage = main.dataset.firstPage === "true";
-const params = new URLSearchParams(query);
-const view = params.get("view") || "mine";
+// The view the list shows (a saved view's own, when one is open).
+const view = main.dataset.view || "mine";
 
 // --- counts in the side navigation ------------------------------------------------------------------
 async function refreshCounts() {
@@ -106,21 +106,19 @@ async function reloadRows(keepSelection = false) {
   if (focusedId) { const link = list.querySelector(`[data-id="${focusedId}"] a.open`); if (link) link.focus(); }
   updateBulkbar();
 }
-const liveReload = debounce(() => {
+// Throttled, not debounced: on a busy account events never stop, and the list must still move.
+const reloadList = throttle(() => {
   if (firstPage) reloadRows().catch((error) => console.warn(error));
   else $("#live-banner").hidden = false;
-  refreshCounts();
-}, 250);
-for (const type of ["conversation.created", "conversation.updated", "conversation.status_changed",
+}, 1000);
+const reloadCounts = throttle(refreshCounts, 3000);
+function liveReload() { reloadList(); reloadCounts(); }
+for (const type of ["conversation.created", "conversation.updated", "conversation.status_changed", "sla.updated",
                     "conversation.assigned", "message.created"]) {
-  realtime.on(type, (event) => {
-    if (type === "message.created" && event.message && event.message.direction === "incoming") {
-      announce(`New message from ${event.conversation.contact.name || "a customer"}`);
-    }
-    liveReload();
-  });
+  realtime.on(type, liveReload);
 }
 realtime.on("realtime.reload", liveReload);
+realtime.on("realtime.ready", liveReload);  // whatever happened while the page loaded
 
 // --- keyboard ------------------------------------------------------------------------------------------------
 let cursor = -1;
@@ -133,7 +131,7 @@ function move(delta) {
 document.addEventListener("keydown", (event) => {
   const t = event.target;
   if (t instanceof HTMLElement && (["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName) && !t.matches("input.select"))) return;
-  if (event.metaKey || event.ctrlKey || event.altKey) return;
+  if (event.metaKey || event.ctrlKey || event.altKey || !shortcutsEnabled()) return;
   if (event.defaultPrevented || document.querySelector("dialog[open]")) return;
   const row = document.activeElement && document.activeElement.closest(".conversation-row");
   if (event.key === "j") { event.preventDefault(); move(1); }

@@ -241,7 +241,90 @@ function newConversationPage(form) {
   });
 }
 
+// --- contact preferences -----------------------------------------------------------------------
+function preferencesPage(form) {
+  const error = $("#prefs-error");
+  const status = $("#prefs-status");
+  const save = form.querySelector("button[type=submit]");
+  const zone = $("#quiet-zone");
+  // No zone saved yet: start from the browser's own, if the server knows it.
+  if (!form.dataset.savedZone) {
+    const mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (mine && Array.from(zone.options).some((o) => o.value === mine)) zone.value = mine;
+  }
+  // A section's fields are off while its checkbox is.
+  const toggles = $all("input[data-toggles]", form);
+  function applyToggles() {
+    for (const box of toggles) {
+      for (const input of $all("input, select", document.getElementById(box.dataset.toggles))) input.disabled = !box.checked;
+    }
+  }
+  toggles.forEach((box) => box.addEventListener("change", applyToggles));
+  applyToggles();
+  form.addEventListener("change", () => { status.textContent = ""; });
+
+  function labelOf(kind) {
+    const input = form.querySelector(`input[name=never][value="${CSS.escape(kind)}"]`);
+    return input ? input.parentElement.textContent.trim() : kind;
+  }
+
+  function payload() {
+    const preferred = form.querySelector("input[name=preferred]:checked");
+    const rules = {
+      preferred_channel: preferred && preferred.value ? preferred.value : null,
+      never_channels: $all("input[name=never]:checked", form).map((box) => box.value),
+      quiet_hours: null,
+      contact_cap: null,
+    };
+    if ($("#quiet-on").checked) {
+      rules.quiet_hours = { start: $("#quiet-start").value, end: $("#quiet-end").value, time_zone: zone.value };
+    }
+    if ($("#cap-on").checked) {
+      rules.contact_cap = { max_contacts: Number($("#cap-count").value), per_days: Number($("#cap-days").value) };
+    }
+    return rules;
+  }
+
+  function problemOf(rules) {
+    if (rules.preferred_channel && rules.never_channels.includes(rules.preferred_channel)) {
+      return `${labelOf(rules.preferred_channel)} cannot be both your preferred channel and one never to use.`;
+    }
+    const q = rules.quiet_hours;
+    if (q && (!q.start || !q.end)) return "Give your quiet hours a start and an end time.";
+    if (q && q.start === q.end) return "Quiet hours need different start and end times.";
+    const c = rules.contact_cap;
+    if (c && !(Number.isInteger(c.max_contacts) && c.max_contacts >= 1 && c.max_contacts <= 100)) {
+      return "The number of messages must be a whole number from 1 to 100.";
+    }
+    if (c && !(Number.isInteger(c.per_days) && c.per_days >= 1 && c.per_days <= 365)) {
+      return "The number of days must be a whole number from 1 to 365.";
+    }
+    return "";
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(error, "");
+    status.textContent = "";
+    const rules = payload();
+    const problem = problemOf(rules);
+    if (problem) { showError(error, problem); return; }
+    save.disabled = true;
+    try {
+      const saved = await call("PUT", "/api/v1/customer/preferences", rules);
+      form.dataset.savedZone = saved.quiet_hours ? saved.quiet_hours.time_zone : "";
+      status.textContent = "Your preferences are saved.";
+      announce("Your preferences are saved.");
+    } catch (failure) {
+      showError(error, failure.message);
+    } finally {
+      save.disabled = false;
+    }
+  });
+}
+
 const page = body.dataset.page;
 if (page === "conversation" && $("#conversation")) conversationPage($("#conversation"));
 else if (page === "conversations") conversationsPage();
 else if (page === "new" && $("#new-form")) newConversationPage($("#new-form"));
+else if (page === "preferences" && $("#prefs-form")) preferencesPage($("#prefs-form"));

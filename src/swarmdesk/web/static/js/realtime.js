@@ -33,6 +33,9 @@ export class Realtime {
     this.lastEventId = registered.last_event_id;
     this.onState(registered.state);
     this.connect();
+    // What happened between the page's rendering and this registration is not in the queue:
+    // pages refetch once now.
+    this.emit("realtime.ready", {});
   }
 
   url(path) {
@@ -82,11 +85,16 @@ export class Realtime {
   }
 
   async reload() {
-    if (this.ws) { this.ws.close(); this.ws = null; }
+    if (this.ws) { const ws = this.ws; this.ws = null; ws.close(); }
     if (this.sse) { this.sse.close(); this.sse = null; }
     this.lastEventId = null;
     this.emit("realtime.reload", {});
-    await this.start();
+    // Registering again can fail (a deploy, a network blip): keep trying, with backoff.
+    for (let attempt = 0; !this.stopped; attempt += 1) {
+      try { await this.start(); return; } catch (error) {
+        await new Promise((resolve) => window.setTimeout(resolve, Math.min(30000, 1000 * 2 ** attempt)));
+      }
+    }
   }
 
   stop() {
