@@ -359,10 +359,12 @@ async def test_the_decision_is_explained_evented_and_logged(h: Harness) -> None:
     assert len(routed) == 1
     e = routed[0]
     assert e.model_dump(include={"conversation_id", "assignee_id", "previous_assignee_id", "queue_id", "strategy",
-                                 "step", "lift", "reason", "explanation"}) == {
+                                 "step", "lift", "explanation"}) == {
         "conversation_id": cid, "assignee_id": ana.user_id, "previous_assignee_id": None, "queue_id": queue["id"],
-        "strategy": "balanced", "step": 0, "lift": 0, "reason": "new",
-        "explanation": "billing 4, Spanish 5, 2 of 3 chats"}
+        "strategy": "balanced", "step": 0, "lift": 0, "explanation": "billing 4, Spanish 5, 2 of 3 chats"}
+    # Two triggers were queued before the jobs ran (the new conversation and its new tag); the worker
+    # runs them concurrently and whichever locks the conversation first decides, once.
+    assert e.reason in ("new", "attributes_changed")
     # The conversation had no team: every agent saw it, and now the Support team and ana too.
     assert e.audience == Audience(roles=("admin", "supervisor"), all_agents=True, user_ids=(ana.user_id,))
     # The decision, then the assignment itself by Swarmdesk (the system actor), with its notification.
