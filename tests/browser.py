@@ -5,6 +5,7 @@ widget the way a customer's site does."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,3 +95,12 @@ class ConsoleErrors:
             await dialog.dismiss()
 
         page.on("dialog", on_dialog)
+
+
+def screenshots_dir() -> Path:
+    """Where browser tests save their screenshots: ``build/screenshots`` (not tracked), or the
+    directory ``SWARMDESK_SCREENSHOTS`` names — e.g. ``docs/screenshots`` to refresh the ones the
+    README shows (the best of a run are copied there by hand and committed)."""
+    target = Path(os.environ.get("SWARMDESK_SCREENSHOTS") or Path(__file__).resolve().parent.parent / "build" / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,10 +19,10 @@ from swarmdesk.channels.service import public_config
 from swarmdesk.jobs import service as jobs_service
 from swarmdesk.jobs.models import JobStatus
 from swarmdesk.web.admin import SECTIONS
-from tests.browser import ConsoleErrors, chromium_page, sign_in
+from tests.browser import ConsoleErrors, chromium_page, screenshots_dir, sign_in
 from tests.support import PASSWORD, AccountCtx, Harness
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = screenshots_dir()
 HOSTILE = "<img src=x onerror=alert(1)>"
 SECTION_PATHS = ["/app/admin"] + [f"/app/admin/{key}" for key, _ in SECTIONS]
 # Form controls a screen reader could not name: no <label>, no aria-label.

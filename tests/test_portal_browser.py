@@ -9,7 +9,6 @@ import base64
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,13 +17,13 @@ from playwright.async_api import Page
 
 from swarmdesk.config import Settings
 from swarmdesk.core.clock import clock
-from tests.browser import ConsoleErrors, chromium_page
+from tests.browser import ConsoleErrors, chromium_page, screenshots_dir
 from tests.conftest import LiveServer, free_port
 from tests.mailservers import SmtpSink
 from tests.support import AccountCtx, Harness, Staff, sign
 from tests.test_portal import make_email_inbox, raw_mail, slug_of
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = screenshots_dir()
 XSS = "<img src=x onerror=alert(1)>"
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 LINK = re.compile(r"(http://\S+/portal/[\w-]+/sign-in\?token=sdm_[\w-]+)")

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,11 +19,10 @@ from websockets.asyncio.client import connect as ws_connect
 from swarmdesk.accounts.models import Role
 from swarmdesk.contacts.models import Contact, CustomerSession
 from swarmdesk.events.types import ConversationTyping, CustomerTyping
-from tests.browser import HostSite, chromium_page
+from tests.browser import HostSite, chromium_page, screenshots_dir
 from tests.mailservers import SmtpSink
 from tests.support import AccountCtx, Harness, Staff
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "channels"
 XSS = '<img src=x onerror="window.__pwned=1">'
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
@@ -213,7 +211,7 @@ async def test_visitor_and_agent_chat_live_with_typing_attachments_and_no_script
         assert await page.evaluate("document.querySelector('#swarmdesk-chat').shadowRoot !== null")
         assert frame.url.startswith(live.url)
         await chat.get_by_label("Message").fill("Thanks, see you!")
-        await page.screenshot(path=str(DOCS / "webchat.png"))
+        await page.screenshot(path=str(screenshots_dir() / "webchat.png"))
 
 
 async def test_signed_visitor_joins_their_contact_and_a_forged_hash_is_refused(

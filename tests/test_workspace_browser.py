@@ -11,16 +11,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from swarmdesk.accounts.models import Role
-from tests.browser import ARGS, CHROMIUM, ConsoleErrors, HostSite, sign_in
+from tests.browser import ARGS, CHROMIUM, ConsoleErrors, HostSite, screenshots_dir, sign_in
 from tests.support import PASSWORD, AccountCtx, Harness, inbound_payload
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = screenshots_dir()
 AUTHSERV = "mx.acme-shoes.example"
 XSS = '<img src=x onerror="window.__pwned=1">'
 XSS_SCRIPT = "<script>window.__pwned=2</script>"
