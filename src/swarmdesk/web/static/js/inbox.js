@@ -96,11 +96,12 @@ $("#bulk-resolve").addEventListener("click", () => bulk({ status: "resolved" }))
 $("#bulk-clear").addEventListener("click", () => { for (const box of $all("input.select", list)) box.checked = false; updateBulkbar(); });
 
 // --- live rows ---------------------------------------------------------------------------------------------
-async function reloadRows(keepSelection = false) {
-  const keep = new Set(keepSelection ? [] : selected());
+async function reloadRows(clearSelection = false) {
+  const rows = await fragment(`/app/inbox/rows?${query}`);
+  // Read the selection and focus only now: the agent may have ticked rows while this was loading.
+  const keep = new Set(clearSelection ? [] : selected());
   const focusedId = document.activeElement && document.activeElement.closest(".conversation-row")
     ? document.activeElement.closest(".conversation-row").dataset.id : null;
-  const rows = await fragment(`/app/inbox/rows?${query}`);
   list.replaceChildren(rows);
   for (const box of $all("input.select", list)) if (keep.has(Number(box.value))) box.checked = true;
   if (focusedId) { const link = list.querySelector(`[data-id="${focusedId}"] a.open`); if (link) link.focus(); }
