@@ -105,3 +105,33 @@ class UnitOfWork:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+class _CallerCommits:
+    async def before_commit(self, session: Any, events: list[Any]) -> None:
+        raise AssertionError("a nested unit of work commits through its caller's")
+
+    async def after_commit(self, session: Any, events: list[Any]) -> None:
+        raise AssertionError("a nested unit of work commits through its caller's")
+
+
+class NestedUnitOfWork(UnitOfWork):
+    """What an action sees when another action runs it inside its own transaction (a bulk change,
+    a swarm assigning its owner, a deferred send): its commit only flushes, its events and
+    after-commit callbacks join the caller's, and the caller commits (or rolls back) everything once."""
+
+    def __init__(self, outer: UnitOfWork) -> None:
+        super().__init__(outer.session, _CallerCommits())
+        self._outer = outer
+
+    def publish(self, event: Any) -> None:
+        self._outer.publish(event)
+
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._outer.after_commit(callback)
+
+    async def commit(self) -> None:
+        await self.session.flush()
+
+    async def rollback(self) -> None:
+        await self._outer.rollback()

@@ -6,7 +6,6 @@ conversation actions, which publish exactly what they publish one by one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,7 +19,7 @@ from swarmdesk.conversations import service as conversations_service
 from swarmdesk.conversations.models import Conversation, Message
 from swarmdesk.conversations.schemas import ConversationUpdate, TagsUpdate
 from swarmdesk.core.clock import utcnow
-from swarmdesk.core.db import UnitOfWork
+from swarmdesk.core.db import NestedUnitOfWork, UnitOfWork
 from swarmdesk.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from swarmdesk.inbox import service
 from swarmdesk.inbox.models import ConversationRead, SavedView
@@ -110,39 +109,6 @@ async def do_delete_saved_view(uow: UnitOfWork, principal: StaffPrincipal, view:
 
 # --- bulk changes --------------------------------------------------------------------------------
 
-class _OneTransaction(UnitOfWork):
-    """The unit of work the conversation actions see during a bulk change: they commit after each
-    change; here a commit only flushes, their events join the caller's, and the caller commits
-    (or rolls back) everything once."""
-
-    def __init__(self, outer: UnitOfWork) -> None:
-        super().__init__(outer.session, _NO_HOOKS)
-        self._outer = outer
-
-    def publish(self, event: Any) -> None:
-        self._outer.publish(event)
-
-    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
-        self._outer.after_commit(callback)
-
-    async def commit(self) -> None:
-        await self.session.flush()
-
-    async def rollback(self) -> None:
-        await self._outer.rollback()
-
-
-class _NoHooks:
-    async def before_commit(self, session: Any, events: list[Any]) -> None:
-        raise AssertionError("a bulk change commits through the caller's unit of work")
-
-    async def after_commit(self, session: Any, events: list[Any]) -> None:
-        raise AssertionError("a bulk change commits through the caller's unit of work")
-
-
-_NO_HOOKS = _NoHooks()
-
-
 async def do_bulk_update_conversations(uow: UnitOfWork, principal: StaffPrincipal,
                                        payload: BulkUpdate) -> list[Conversation]:
     """The same change to each conversation through the conversation actions (so permissions,
@@ -157,7 +123,7 @@ async def do_bulk_update_conversations(uow: UnitOfWork, principal: StaffPrincipa
     update = ConversationUpdate(**{name: getattr(payload, name) for name in changes}) if changes else None
     tags = TagsUpdate(add=payload.add_tags, remove=payload.remove_tags) \
         if payload.add_tags or payload.remove_tags else None
-    batch = _OneTransaction(uow)
+    batch = NestedUnitOfWork(uow)
     for cid in ids:
         conversation = found[cid]
         try:

@@ -11,7 +11,6 @@ Direct answers (an agent replying where the customer wrote) keep using
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from swarmdesk.conversations import service as conversations_service
 from swarmdesk.conversations.models import Conversation, Message
 from swarmdesk.conversations.schemas import ConversationCreate, MessageCreate, SendDecisionOut
 from swarmdesk.core.clock import utcnow
-from swarmdesk.core.db import UnitOfWork
+from swarmdesk.core.db import NestedUnitOfWork, UnitOfWork
 from swarmdesk.core.errors import Conflict, NotFound, ValidationFailed
 from swarmdesk.core.storage import AttachmentStore, StoredFile
 from swarmdesk.events.types import ContactUpdated, ConversationUpdated
@@ -73,36 +72,6 @@ class RefusedByContactRules(Conflict):
 def refused(decision: Decision) -> RefusedByContactRules:
     return RefusedByContactRules(decision.explanation, extra={
         "code": "contact_rules", "decision": decision_out(decision).model_dump(mode="json")})
-
-
-class _OneTransaction(UnitOfWork):
-    """The unit of work the conversation actions see while a proactive send runs: their commits
-    only flush and their events join the caller's, so the conversation, the message, the
-    deferral and the count toward the cap commit together or not at all."""
-
-    def __init__(self, outer: UnitOfWork) -> None:
-        super().__init__(outer.session, _NoHooks())
-        self._outer = outer
-
-    def publish(self, event: Any) -> None:
-        self._outer.publish(event)
-
-    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
-        self._outer.after_commit(callback)
-
-    async def commit(self) -> None:
-        await self.session.flush()
-
-    async def rollback(self) -> None:
-        await self._outer.rollback()
-
-
-class _NoHooks:
-    async def before_commit(self, session: Any, events: list[Any]) -> None:
-        raise AssertionError("a proactive send commits through the caller's unit of work")
-
-    async def after_commit(self, session: Any, events: list[Any]) -> None:
-        raise AssertionError("a proactive send commits through the caller's unit of work")
 
 
 class _TextOnly(AttachmentStore):
@@ -157,7 +126,7 @@ async def _count_touch(uow: UnitOfWork, contact: Contact, conversation: Conversa
 async def _carry_out(uow: UnitOfWork, principal: StaffPrincipal, conversation: Conversation, contact: Contact,
                      decision: Decision, content: str, purpose: Purpose) -> Sent:
     """Send now (on the decided inbox) or hold back until ``send_at``; refusals never get here.
-    Runs inside ``uow`` (a _OneTransaction): nothing is committed here."""
+    Runs inside ``uow`` (a NestedUnitOfWork): nothing is committed here."""
     session, now = uow.session, utcnow()
     if decision.outcome == Outcome.defer:
         assert decision.send_at is not None
@@ -210,7 +179,7 @@ async def do_start_conversation(uow: UnitOfWork, principal: StaffPrincipal, payl
     decision = await _decide(uow, contact, Purpose.outreach, inbox, len(payload.content))
     if not decision.allowed:
         raise refused(decision)
-    batch = _OneTransaction(uow)
+    batch = NestedUnitOfWork(uow)
     conversation = await conversations_actions.do_create_conversation(
         batch, principal, payload.model_copy(update={"content": None, "inbox_id": decision.channel.inbox_id or inbox.id}),
         store=store, max_attachment_bytes=max_attachment_bytes)
@@ -251,7 +220,7 @@ async def do_send_proactive(uow: UnitOfWork, principal: StaffPrincipal, conversa
         await _publish_changed(uow, conversation)
         await uow.commit()
         return Sent(decision)
-    sent = await _carry_out(_OneTransaction(uow), principal, conversation, contact, decision, content, purpose)
+    sent = await _carry_out(NestedUnitOfWork(uow), principal, conversation, contact, decision, content, purpose)
     if sent.deferred is not None:
         await _publish_changed(uow, conversation)
     await uow.commit()
@@ -310,7 +279,7 @@ async def do_send_deferred(uow: UnitOfWork, deferred_send_id: int) -> DeferredSe
         return row
     author = await _author(uow, row)
     try:
-        sent = await _carry_out(_OneTransaction(uow), author, conversation, contact, decision, row.content, purpose)
+        sent = await _carry_out(NestedUnitOfWork(uow), author, conversation, contact, decision, row.content, purpose)
     except (Conflict, ValidationFailed, NotFound) as exc:  # the channel cannot take it now (closed, disabled, ...)
         await uow.rollback()
         return await _fail(uow, deferred_send_id, decision, purpose, exc.detail)

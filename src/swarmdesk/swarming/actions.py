@@ -16,9 +16,9 @@ Decisions (docs/swarming.md):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +30,7 @@ from swarmdesk.conversations import service as conversations_service
 from swarmdesk.conversations.models import Conversation, ConversationStatus
 from swarmdesk.conversations.schemas import ConversationUpdate, MessageCreate
 from swarmdesk.core.clock import utcnow
-from swarmdesk.core.db import UnitOfWork
+from swarmdesk.core.db import NestedUnitOfWork, UnitOfWork
 from swarmdesk.core.errors import Conflict, Forbidden, ValidationFailed
 from swarmdesk.core.storage import AttachmentStore
 from swarmdesk.events.types import NotificationCreated
@@ -61,39 +61,6 @@ from swarmdesk.swarming.schemas import SwarmEnd, SwarmMessageCreate
 ACTIVE_SWARM = "this conversation already has an active swarm"
 OUTCOME_TEXT = {SwarmOutcome.resolved: "resolved", SwarmOutcome.workaround: "workaround found",
                 SwarmOutcome.escalated: "escalated", SwarmOutcome.unresolved: "not resolved"}
-
-
-class _InCallersTransaction(UnitOfWork):
-    """What a conversation action sees when a swarm action uses it: its commit only flushes and
-    its events join ours, so the assignment (or the summary note) and the swarm change commit
-    together or not at all."""
-
-    def __init__(self, outer: UnitOfWork) -> None:
-        super().__init__(outer.session, _NO_HOOKS)
-        self._outer = outer
-
-    def publish(self, event: Any) -> None:
-        self._outer.publish(event)
-
-    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
-        self._outer.after_commit(callback)
-
-    async def commit(self) -> None:
-        await self.session.flush()
-
-    async def rollback(self) -> None:
-        await self._outer.rollback()
-
-
-class _NoHooks:
-    async def before_commit(self, session: Any, events: list[Any]) -> None:
-        raise AssertionError("a swarm action commits through its own unit of work")
-
-    async def after_commit(self, session: Any, events: list[Any]) -> None:
-        raise AssertionError("a swarm action commits through its own unit of work")
-
-
-_NO_HOOKS = _NoHooks()
 
 
 def _actor(principal: StaffPrincipal) -> int | None:
@@ -178,7 +145,7 @@ async def do_start_swarm(uow: UnitOfWork, principal: StaffPrincipal, conversatio
     if await service.active_swarm(session, conversation.id) is not None:
         raise Conflict(ACTIVE_SWARM)
     invitees = await _invitees(uow, conversation.account_id, list(dict.fromkeys(invite_user_ids)))
-    nested = _InCallersTransaction(uow)
+    nested = NestedUnitOfWork(uow)
     if conversation.assignee_id is None and not principal.is_system:
         # The one who asks for help owns the case: the ordinary assignment (activity, events).
         await conversation_actions.do_update_conversation(nested, principal, conversation,
@@ -381,7 +348,7 @@ async def do_end_swarm(uow: UnitOfWork, principal: StaffPrincipal, conversation:
     note = (f"Swarm ended — {OUTCOME_TEXT[payload.outcome]}{with_whom} "
             f"({swarm.message_count} message{'' if swarm.message_count == 1 else 's'}, {_duration(duration)}).\n"
             f"{payload.summary}")
-    await conversation_actions.do_send_message(_InCallersTransaction(uow), principal, conversation,
+    await conversation_actions.do_send_message(NestedUnitOfWork(uow), principal, conversation,
                                                MessageCreate(content=note[:50_000], private=True),
                                                store=store, max_attachment_bytes=0)
     await uow.commit()
