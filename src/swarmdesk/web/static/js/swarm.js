@@ -200,14 +200,22 @@ async function submit(form) {
       announce("Swarm ended");
       await load();
     } else if (form.id === "swarm-message-form") {
-      const text = $("#swarm-text");
-      const content = text.value.trim();
+      const content = $("#swarm-text").value.trim();
       if (!content) return;
-      await api("POST", `${apiBase}/${swarmId}/messages`, { content });
-      text.value = "";
+      // Cleared as it is sent, as chats do: the message's own event (or a re-render of the room,
+      // which keeps a draft) may arrive before the POST returns, and must not find it still there.
+      $("#swarm-text").value = "";
       stopTyping();
+      try {
+        await api("POST", `${apiBase}/${swarmId}/messages`, { content });
+      } catch (error) {
+        const box = $("#swarm-text");  // not sent: give the words back unless something new was typed
+        if (box && !box.value) box.value = content;
+        throw error;
+      }
       await pullMessages();
-      text.focus();
+      const box = $("#swarm-text");
+      if (box) box.focus();
     }
   } catch (error) {
     showError(form, error);
