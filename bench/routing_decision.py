@@ -68,7 +68,7 @@ from swarmdesk.routing.models import (
     Skill,
     Strategy,
 )
-from swarmdesk.runtime import create_runtime
+from swarmdesk.runtime import create_runtime, tune_gc_for_serving
 
 SKILLS = 20
 RELAXATION = [{"after_seconds": 60, "min_proficiency": 2}, {"after_seconds": 300, "any_agent_on_team": True}]
@@ -230,6 +230,7 @@ async def bench_db(label: str, settings: Settings, agents: int, waiting: int, ro
     print(f"  [{label}] seeded {agents} agents, {len(conv_ids)} waiting in {time.perf_counter() - t0:.1f} s")
     runtime = create_runtime(settings)
     await runtime.start(with_worker=False)
+    tune_gc_for_serving()  # as `swarmdesk serve` and `swarmdesk worker` do once started
     try:
         sample = rng.sample(conv_ids, min(2000, len(conv_ids)))
         for cid in sample[:50]:  # warm-up

@@ -170,3 +170,10 @@ def _never_500(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     client.event_hooks["response"].remove(hook)
     assert not seen, seen
+
+
+@pytest.fixture
+async def browser_client(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+    """A client that keeps cookies, like a browser (the harness client uses bearer tokens)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        yield c

@@ -3,13 +3,12 @@ channel secrets), and an admin setting up an inbox and a user in a real browser.
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from swarmdesk.accounts.models import Role
@@ -18,7 +17,7 @@ from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.service import public_config
 from swarmdesk.jobs import service as jobs_service
 from swarmdesk.jobs.models import JobStatus
-from swarmdesk.web.admin import SECTIONS
+from swarmdesk.web.admin import SECTIONS, SUPERVISOR_SECTIONS
 from tests.browser import ConsoleErrors, chromium_page, screenshots_dir, sign_in
 from tests.support import PASSWORD, AccountCtx, Harness
 
@@ -37,13 +36,6 @@ SMTP_PASSWORD = "smtp-pass-Wombat-9922"
 META_ACCESS = "EAAG-meta-access-" + "k" * 24
 META_SECRET = "meta-app-secret-0f0f0f0f"
 META_VERIFY = "verify-me-please-123"
-
-
-@pytest.fixture
-async def browser_client(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
-    """A second client that keeps cookies, like a browser (the harness client uses bearer tokens)."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
-        yield c
 
 
 async def session_for(client: httpx.AsyncClient, email: str) -> None:
@@ -85,10 +77,21 @@ async def test_the_admin_area_needs_a_session_and_the_admin_role(h: Harness, bro
         await session_for(browser_client, user.email)
         for path in SECTION_PATHS:
             r = await browser_client.get(path)
+            if role == Role.supervisor and path.rsplit("/", 1)[1] in SUPERVISOR_SECTIONS:
+                # Supervisors set up routing and SLAs (as the API lets them), and see only those sections.
+                assert r.status_code == 200, path
+                assert_page(r)
+                assert [label for key, label in SECTIONS if f'href="/app/admin/{key}"' in r.text] == [
+                    "Skills & capacity", "Routing queues", "Business hours & SLAs"]
+                continue
+            if role == Role.supervisor and path == "/app/admin":
+                assert (r.status_code, r.headers["location"]) == (303, "/app/admin/skills")
+                continue
             assert r.status_code == 403, (role, path)
             assert_page(r)
             assert "Admins only" in r.text and f"<strong>{role}</strong>" in r.text
-            assert 'href="/app/admin"' not in r.text  # the top bar offers Admin to admins only
+            # The top bar offers the admin area to admins and (for their sections) supervisors only.
+            assert ('href="/app/admin"' in r.text) == (role == Role.supervisor)
         # The API agrees: the gate is the role, not the page.
         r = await browser_client.get("/api/v1/inboxes")
         assert r.status_code == 403
@@ -123,6 +126,11 @@ async def test_every_section_renders_its_lists(h: Harness, browser_client: httpx
         "/app/admin/webhooks": ["https://crm.example.com/hook", "message.created", "Delivery log"],
         "/app/admin/account": ["Acme", "join_open", "within_hours", "Outbound allowlist"],
         "/app/admin/jobs": ["webhooks.deliver", "connection refused", "Retry", "8 / 8"],
+        "/app/admin/skills": ["New skill", "Agents", "Acme Admin", "Shop SMS"],
+        "/app/admin/queues": ["New queue", "Relaxation steps", "Round-robin"],
+        "/app/admin/sla": ["Business calendars", "New calendar", "Europe/Berlin"],
+        "/app/admin/automation": ["New rule", "Rules, in the order they run"],
+        "/app/admin/macros": ["New macro", "No macros yet."],
     }
     for path in SECTION_PATHS:
         r = await browser_client.get(path)
@@ -131,7 +139,7 @@ async def test_every_section_renders_its_lists(h: Harness, browser_client: httpx
         assert r.headers["cache-control"] == "no-store"
         assert '<aside class="sidenav"' in r.text
         for _, label in SECTIONS:
-            assert f">{label}</a>" in r.text
+            assert f">{html.escape(label)}</a>" in r.text
         for text in expected[path]:
             assert text in r.text, (path, text)
     # A page's cursor that is not an id is the first page, not an error.
@@ -164,10 +172,10 @@ async def test_channel_secrets_never_reach_an_admin_page(h: Harness, browser_cli
 
     await session_for(browser_client, ctx.admin.email)
     pages = {path: (await browser_client.get(path)).text for path in SECTION_PATHS}
-    for path, html in pages.items():
+    for path, text in pages.items():
         for secret in secrets:
-            assert secret not in html, (path, secret[:12])
-            assert secret.replace("/", "\\/") not in html and secret.replace("+", "\\u002b") not in html
+            assert secret not in text, (path, secret[:12])
+            assert secret.replace("/", "\\/") not in text and secret.replace("+", "\\u002b") not in text
     inboxes = pages["/app/admin/inboxes"]
     # Non-secret settings are there to edit; the page knows which secrets are set, nested ones included.
     assert "help@acme.example" in inboxes and "Hello there" in inboxes and "1234567" in inboxes
@@ -344,7 +352,6 @@ async def test_an_admin_sets_up_an_inbox_and_a_user_who_then_signs_in(h: Harness
         assert [e for e in errors.errors if not e.startswith("Failed to load resource")] == [], errors.errors
 
 
-
 async def test_tokens_webhooks_settings_and_failed_jobs_through_the_pages(h: Harness, live) -> None:  # noqa: ANN001
     ctx = await h.make_account("Acme")
     agent = await h.make_user(ctx, "agent", Role.agent)
@@ -405,9 +412,11 @@ async def test_tokens_webhooks_settings_and_failed_jobs_through_the_pages(h: Har
         await page.get_by_label("Join a conversation active within some hours").check()
         await page.get_by_label("Hours", exact=True).fill("6")
         await page.get_by_label("Outbound allowlist").fill("crm.internal\n10.0.0.5:8443\n")
+        await page.get_by_label("Time zone").select_option("Europe/Lisbon")
         await page.get_by_role("button", name="Save settings").click()
         await page.get_by_text("Settings saved").first.wait_for()
         account = (await h.client.get("/api/v1/account", headers=ctx.admin.headers)).json()
+        assert account["settings"]["time_zone"] == "Europe/Lisbon"
         assert account["settings"]["conversation_join"] == {"mode": "within_hours", "hours": 6}
         assert account["settings"]["outbound_allowlist"] == ["crm.internal", "10.0.0.5:8443"]
         await page.get_by_label("Outbound allowlist").fill("not a host/")

@@ -446,7 +446,11 @@ async def test_execution_log_filters_and_pages(h: Harness) -> None:
     r = await h.client.get("/api/v1/automation/executions", headers=ctx.admin.headers,
                            params={"limit": 3, "cursor": page["next_cursor"]})
     assert [e["conversation_id"] for e in r.json()["items"]] == [c1] and r.json()["next_cursor"] is None
-    for bad in ({"cursor": "x"}, {"cursor": "-1"}, {"rule_id": "0"}, {"limit": "500"}):
+    # By outcome ("what failed?"): every run here applied.
+    assert len(await executions(h, ctx.admin, outcome="applied")) == 4
+    assert await executions(h, ctx.admin, outcome=["failed", "partial"]) == []
+    assert len(await executions(h, ctx.admin, outcome=["failed", "applied"], rule_id=a["id"])) == 2
+    for bad in ({"cursor": "x"}, {"cursor": "-1"}, {"rule_id": "0"}, {"limit": "500"}, {"outcome": "nope"}):
         r = await h.client.get("/api/v1/automation/executions", headers=ctx.admin.headers, params=bad)
         assert r.status_code in (400, 422), (bad, r.text)
     other = await h.make_account("Other")
@@ -570,6 +574,20 @@ async def test_short_circuit_and_account_time_zone(h: Harness) -> None:
         {"type": "status", "result": True}, {"type": "tag", "result": None}, {"type": "tag", "result": None},
         {"type": "priority", "result": None}]}
     assert (await conversation(h, ctx, cid))["tags"] == ["hit", "thu", "wed"]
+
+
+async def test_time_of_day_reads_the_accounts_time_zone_once_an_admin_sets_it(h: Harness) -> None:
+    ctx, inbox = await setup(h, frozen=datetime(2026, 3, 4, 23, 30, tzinfo=UTC))  # Wed 23:30 UTC, Thu 08:30 in Tokyo
+    r = await h.client.patch("/api/v1/account", headers=ctx.admin.headers, json={"settings": {"time_zone": "Mars/Olympus"}})
+    assert r.status_code == 422 and "is not an IANA time zone" in r.text
+    r = await h.client.patch("/api/v1/account", headers=ctx.admin.headers, json={"settings": {"time_zone": "Asia/Tokyo"}})
+    assert r.status_code == 200 and r.json()["settings"]["time_zone"] == "Asia/Tokyo"
+    await make_rule(h, ctx, on("message_received", name="thursday morning", conditions={"all": [
+        {"type": "time_of_day", "weekdays": ["thu"], "start": "08:00", "end": "09:00"}]},
+        actions=[{"type": "add_tags", "tags": ["thu-morning"]}]))
+    cid = (await say(h, inbox))["conversation_id"]
+    await settle(h)
+    assert (await conversation(h, ctx, cid))["tags"] == ["thu-morning"]
 
 
 # --- actions ------------------------------------------------------------------------------------------

@@ -221,6 +221,7 @@ def valid_bodies(d: Desk) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/sla/policies"): {"name": "Urgent", "first_response_minutes": 15,
                                            "conditions": {"priorities": ["urgent"]}},
         ("PATCH", "/api/v1/sla/policies/{policy_id}"): {"name": "Renamed policy"},
+        ("PUT", "/api/v1/sla/policies/order"): {"policy_ids": [ids["policy_id"]]},
         ("POST", "/api/v1/automation/rules"): {
             "name": "Route refunds", "trigger": {"type": "event", "events": ["message_received"]},
             "conditions": {"all": [{"type": "text_contains", "any": ["refund"]}]},

@@ -191,6 +191,7 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/sla/policies"): {"name": "Borealis SLA", "calendar_id": a["calendar_id"],
                                            "first_response_minutes": 30},
         ("PATCH", "/api/v1/sla/policies/{policy_id}"): {"name": "Borealis pwned", "enabled": False},
+        ("PUT", "/api/v1/sla/policies/order"): {"policy_ids": [a["policy_id"]]},
         # Automation.
         ("POST", "/api/v1/automation/rules"): {
             "name": "Borealis rule", "trigger": {"type": "event", "events": ["conversation_created"]},
@@ -217,7 +218,8 @@ def _bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
 # Routes without path parameters whose body (above) names A's objects: B gets 404 or 422.
 REFERENCES_A = {("POST", "/api/v1/contacts"), ("POST", "/api/v1/conversations"), ("POST", "/api/v1/inbox/bulk"),
                 ("POST", "/api/v1/routing/skills"), ("POST", "/api/v1/routing/queues"),
-                ("POST", "/api/v1/sla/policies"), ("POST", "/api/v1/automation/rules"), ("POST", "/api/v1/macros")}
+                ("POST", "/api/v1/sla/policies"), ("PUT", "/api/v1/sla/policies/order"),
+                ("POST", "/api/v1/automation/rules"), ("POST", "/api/v1/macros")}
 
 
 # --- building the two accounts ------------------------------------------------------------------

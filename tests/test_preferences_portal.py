@@ -5,52 +5,24 @@ sent then by a delayed job, and one to SMS goes out by email instead."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from playwright.async_api import Page
 
-from swarmdesk.config import Settings
 from swarmdesk.core.clock import clock
 from tests.browser import ConsoleErrors, chromium_page
 from tests.channels.test_twilio_common import SMS_NUMBER, FakeTwilio, twilio_config
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 from tests.mailservers import SmtpSink
 from tests.support import Harness
 from tests.test_portal import make_email_inbox, slug_of, write_in
-from tests.test_portal_browser import csp_errors, sign_in_by_mail
+
+# The portal browser tests' live server, mail sink and settings (the mailed links point at the server).
+from tests.test_portal_browser import csp_errors, live, port, settings, sign_in_by_mail, smtp  # noqa: F401
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def settings(settings: Settings, port: int) -> Settings:
-    """The links in the mails point at the live server this test's browser uses."""
-    return settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})
-
-
-@pytest.fixture
-async def live(app, port: int) -> AsyncIterator[LiveServer]:  # noqa: ANN001
-    server = LiveServer(app, port)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 def next_berlin(after: datetime, wall: time) -> datetime:

@@ -18,7 +18,7 @@ from swarmdesk.routing import actions as routing_actions
 from swarmdesk.routing import service as routing_service
 from swarmdesk.routing.actions import ROUTE_JOB
 from swarmdesk.runtime import create_runtime
-from tests.support import Harness
+from tests.support import Harness, Receiver
 from tests.test_routing_support import (
     T0,
     activities,
@@ -58,6 +58,22 @@ async def test_balanced_takes_fewest_open_then_longest_idle(h: Harness) -> None:
     await patch(h, d, first_bob, {"status": "resolved"})
     assert await assignee(h, d, await chat(h, d, "v5")) == d.uid("cy")  # cy: 1 open, bob: 1 open, cy idle longer
     assert await assignee(h, d, await chat(h, d, "v6")) == d.uid("bob")
+
+
+async def test_a_routing_decision_reaches_webhook_subscribers_with_its_explanation(h: Harness) -> None:
+    d = await make_desk(h)
+    queue = await add_queue(h, d, strategy="balanced")
+    await add_agent(h, d, "ana", capacity={"webchat": 3})
+    await h.allowlist_loopback(d.ctx)
+    async with Receiver().running() as receiver:
+        await call(h, d.ctx.admin, "POST", "/api/v1/webhooks", 201,
+                   json={"url": receiver.url, "event_types": ["conversation.routed"]})
+        cid = await chat(h, d)
+        await h.run_jobs()
+        (body,) = [request.json() for request in receiver.requests]
+    assert (body["type"], body["conversation_id"], body["assignee_id"], body["queue_id"], body["strategy"]) == (
+        "conversation.routed", cid, d.uid("ana"), queue["id"], "balanced")
+    assert body["explanation"] == "1 of 3 chats" and "audience" not in body  # no skills asked: load only
 
 
 async def test_round_robin_cursor_survives_a_restart(h: Harness) -> None:

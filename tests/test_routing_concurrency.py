@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
 from swarmdesk.conversations.models import Activity, Conversation
 from swarmdesk.jobs.worker import Worker
-from swarmdesk.routing import actions
+from swarmdesk.routing import actions, service, snapshot
+from swarmdesk.routing.models import PresenceStatus
 from swarmdesk.runtime import Runtime, create_runtime
 from tests.support import Harness
 from tests.test_routing_support import add_agent, add_queue, chat, make_desk, set_presence
@@ -105,3 +107,52 @@ async def test_a_stale_snapshot_never_overfills(h: Harness) -> None:
     assert (result.state, result.why) == ("waiting", "everyone online is at capacity (2 online)")
     routed, load = await _state(h, d.ctx.account_id)
     assert load == {ana.user_id: 1, bob.user_id: 1} and routed == {first: 1, second: 1}
+
+
+async def test_the_snapshot_is_checked_once_per_interval_and_dropped_by_this_processs_changes(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of decisions asks the database for the snapshot's version once per ``CHECK_SECONDS``;
+    a change committed by this process drops it at once, another process's is seen after the interval."""
+    d = await make_desk(h)
+    await add_queue(h, d)
+    ana = await add_agent(h, d, "ana", capacity={"webchat": 1})
+    bob = await add_agent(h, d, "bob", capacity={"webchat": 1}, online=False)
+    now = [1000.0]
+    monkeypatch.setattr(snapshot.time, "monotonic", lambda: now[0])
+    statements: list[str] = []
+    engine = h.runtime.engine.sync_engine
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if "revision" in statement:  # the version query (not BEGIN or the like)
+            statements.append(statement)
+
+    async def current() -> snapshot.Snapshot:
+        async with h.runtime.uow() as uow:
+            return await snapshot.snapshot(uow.session, d.ctx.account_id)
+
+    first = await current()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert await current() is first and statements == []  # within the interval: no query at all
+        now[0] += snapshot.CHECK_SECONDS
+        assert await current() is first and len(statements) == 1  # checked: the version has not moved
+        # This process's own change (bob goes online here): the next decision sees it, no interval.
+        await set_presence(h, bob, "online")
+        assert set((await current()).agents) == {ana.user_id, bob.user_id}
+        # Another process's change (ana goes offline there): seen once the interval has passed.
+        kept = await current()
+        other: Runtime = create_runtime(h.runtime.settings)
+        await other.start(with_worker=False)
+        try:
+            async with other.uow() as uow:
+                presence = await service.get_presence(uow.session, d.ctx.account_id, ana.user_id, lock=True)
+                assert presence is not None
+                await actions._change_presence(uow, presence, PresenceStatus.offline, "manual")
+                await uow.commit()
+        finally:
+            await other.stop()
+        assert await current() is kept
+        now[0] += snapshot.CHECK_SECONDS
+        assert set((await current()).agents) == {bob.user_id}
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -13,9 +15,14 @@ from websockets.asyncio.client import connect as ws_connect
 
 from swarmdesk.accounts.models import Role
 from swarmdesk.events.base import Audience
+from swarmdesk.realtime.hub import Client, connection_hooks
+from swarmdesk.realtime.queues import QueueInfo
+from swarmdesk.routing import actions
 from swarmdesk.routing.actions import PRESENCE_GRACE_JOB
-from swarmdesk.routing.models import AgentPresence, AgentSkill, RoutingQueue, Skill
-from swarmdesk.routing.service import PRESENCE_GRACE_SECONDS
+from swarmdesk.routing.listeners import keep_connections_alive
+from swarmdesk.routing.models import AgentPresence, AgentSkill, PresenceConnection, RoutingQueue, Skill
+from swarmdesk.routing.service import CONNECTION_STALE_SECONDS, PRESENCE_GRACE_SECONDS
+from swarmdesk.runtime import Runtime, create_runtime
 from tests.support import Harness, Staff
 from tests.test_routing_support import (
     T0,
@@ -319,3 +326,100 @@ async def test_queue_crud(h: Harness) -> None:
     other = await h.make_account("Globex")
     r = await h.client.get(f"/api/v1/routing/queues/{second['id']}", headers=other.admin.headers)
     assert r.status_code == 404
+
+
+def _socket(who: Staff, account_id: int) -> QueueInfo:
+    return QueueInfo(queue_id=f"q-{who.user_id}", account_id=account_id, principal_kind="user",
+                     principal_id=who.user_id, role="agent")
+
+
+async def _open(runtime: Any, who: Staff, account_id: int) -> Client:
+    """What the stream endpoint does when a socket opens in ``runtime``'s process."""
+    client = Client(_socket(who, account_id))
+    if isinstance(runtime, Runtime):
+        runtime.hub.attach(client)
+    await connection_hooks.fire_connected(runtime, client.info)
+    return client
+
+
+async def _close(runtime: Runtime, client: Client) -> None:
+    runtime.hub.detach(client)
+    await connection_hooks.fire_disconnected(runtime, client.info)
+
+
+async def _shares(h: Harness) -> list[tuple[str, int, int]]:
+    async with h.runtime.uow() as uow:
+        return [tuple(r) for r in (await uow.session.execute(
+            select(PresenceConnection.process_id, PresenceConnection.user_id, PresenceConnection.count)
+            .order_by(PresenceConnection.user_id, PresenceConnection.process_id))).all()]
+
+
+async def test_killed_processes_do_not_keep_agents_online_and_a_stalled_one_gets_its_share_back(h: Harness) -> None:
+    """Each process keeps its share of an agent's connections and touches it every heartbeat. A
+    process killed without closing its sockets stops touching; after the stale period any process
+    reaps its shares, the agent's count is the sum of what is left, and the grace period and
+    re-routing follow as after a close. A process that only stalled puts its shares back at its next
+    heartbeat, and its sockets closing later never count twice. A clean stop releases at once."""
+    d = await make_desk(h)
+    await add_queue(h, d)
+    ana = await add_agent(h, d, "ana", online=False)
+    bob = await add_agent(h, d, "bob", online=False)
+    cy = await add_agent(h, d, "cy", online=False)
+    acct = d.ctx.account_id
+    # Two processes that will be killed (kill -9: nothing of theirs ever runs again): bob has two
+    # tabs on the first and one on the second; and one tab each of ana's and bob's on this process.
+    killed = [SimpleNamespace(uow=h.runtime.uow, process_id=f"killed-{n}") for n in (1, 2)]
+    for runtime in (killed[0], killed[0], killed[1]):
+        await _open(runtime, bob, acct)
+    ana_tab = await _open(h.runtime, ana, acct)
+    bob_tab = await _open(h.runtime, bob, acct)
+    assert ((await presence_of(h, bob))["connections"], (await presence_of(h, bob))["status"]) == (4, "online")
+
+    await advance(h, CONNECTION_STALE_SECONDS - 30)
+    await keep_connections_alive(h.runtime)  # this process's heartbeat: its shares are fresh
+    assert (await presence_of(h, bob))["connections"] == 4 and await queued_jobs(h, PRESENCE_GRACE_JOB) == []
+    await advance(h, 31)  # the killed processes' shares are stale now, this one's are not
+    second: Runtime = create_runtime(h.runtime.settings)
+    await second.start(with_worker=False)
+    try:
+        async def reap(runtime: Runtime) -> int:
+            async with runtime.uow() as uow:
+                return await actions.do_reap_connections(uow)
+
+        # Two processes reap at once: the three stale shares are taken once, not twice.
+        assert sorted(await asyncio.gather(reap(h.runtime), reap(second))) == [0, 2]
+    finally:
+        await second.stop()
+    assert ((await presence_of(h, bob))["connections"], (await presence_of(h, ana))["connections"]) == (1, 1)
+    assert await _shares(h) == [(h.runtime.process_id, ana.user_id, 1), (h.runtime.process_id, bob.user_id, 1)]
+
+    # This process stalls past the stale period (no heartbeat) and another reaps its shares: both
+    # agents are at 0, grace jobs queued. Its next heartbeat puts the shares back from its live streams.
+    await advance(h, CONNECTION_STALE_SECONDS + 1)
+    async with h.runtime.uow() as uow:
+        assert await actions.do_reap_connections(uow) == 2
+    assert (await presence_of(h, ana))["connections"] == 0
+    await keep_connections_alive(h.runtime)
+    assert ((await presence_of(h, ana))["connections"], (await presence_of(h, bob))["connections"]) == (1, 1)
+    await advance(h, PRESENCE_GRACE_SECONDS)  # the grace jobs find connections: nobody goes offline
+    assert [(await presence_of(h, x))["status"] for x in (ana, bob)] == ["online", "online"]
+
+    # A clean stop releases the stopping process's shares at once (cy's only tab was there).
+    other: Runtime = create_runtime(h.runtime.settings)
+    await other.start(with_worker=False)
+    await _open(other, cy, acct)
+    assert (await presence_of(h, cy))["connections"] == 1
+    await other.stop()
+    assert (await presence_of(h, cy))["connections"] == 0
+
+    # Bob's last tab closes: counted once (never below zero), offline after the grace period, and his
+    # conversation goes to ana.
+    cid = await chat(h, d, "v1")
+    await call(h, d.supervisor, "PATCH", f"/api/v1/conversations/{cid}", json={"assignee_id": bob.user_id})
+    await _close(h.runtime, bob_tab)
+    assert (await presence_of(h, bob))["connections"] == 0
+    await advance(h, PRESENCE_GRACE_SECONDS)
+    assert (await presence_of(h, bob))["status"] == "offline"
+    assert await assignee(h, d, cid) == ana.user_id
+    await _close(h.runtime, ana_tab)
+    assert await _shares(h) == []

@@ -37,7 +37,7 @@ from swarmdesk.sla import actions as sla_actions
 from swarmdesk.sla import service as sla_service
 from swarmdesk.sla.models import SlaAlert
 from swarmdesk.sla.schemas import SlaState
-from tests.support import AccountCtx, ApiInbox, Harness, Staff, inbound_payload, sign
+from tests.support import AccountCtx, ApiInbox, Harness, Receiver, Staff, inbound_payload, sign
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DAY = [{"start": "09:00", "end": "17:00"}]
@@ -255,6 +255,24 @@ async def test_warning_then_breach_exactly_once_across_a_restart(h: Harness) -> 
     assert await count(h, SlaAlert, SlaAlert.conversation_id == cid) == 2
     assert await count(h, Notification, Notification.conversation_id == cid, Notification.kind == "sla_warning") == 1
     assert await count(h, Activity, Activity.conversation_id == cid, Activity.verb == "sla_breached") == 1
+
+
+async def test_warnings_and_breaches_reach_webhook_subscribers(h: Harness) -> None:
+    t0 = berlin(2026, 11, 25, 10, 0)
+    ctx, inbox = await setup(h, t0)
+    await h.allowlist_loopback(ctx)
+    async with Receiver().running() as receiver:
+        r = await h.client.post("/api/v1/webhooks", headers=ctx.admin.headers,
+                                json={"url": receiver.url, "event_types": ["sla.warning", "sla.breached"]})
+        assert r.status_code == 201, r.text
+        await make_policy(h, ctx, name="Standard", first_response_minutes=60)
+        cid = await customer_writes(h, inbox)
+        await move_to(h, t0 + timedelta(minutes=48))
+        await move_to(h, t0 + timedelta(minutes=60))
+        bodies = [request.json() for request in receiver.requests]
+    assert [(b["type"], b["conversation"]["id"], b["target"], b["policy_name"]) for b in bodies] == [
+        ("sla.warning", cid, "first_response", "Standard"), ("sla.breached", cid, "first_response", "Standard")]
+    assert bodies[0]["minutes_left"] == 12 and "audience" not in bodies[0]
 
 
 async def test_a_stale_job_after_the_deadline_moved_does_nothing(h: Harness) -> None:
@@ -521,6 +539,41 @@ async def test_inbox_filter_batch_states_and_routing_lift(h: Harness) -> None:
 
 
 # --- calendars and policies API ----------------------------------------------------------------------
+
+async def test_policies_are_reordered_in_one_change(h: Harness) -> None:
+    ctx, inbox = await setup(h, berlin(2026, 11, 25, 10, 0))
+    first = await make_policy(h, ctx, name="First", first_response_minutes=60)
+    second = await make_policy(h, ctx, name="Second", first_response_minutes=30, conditions={"priorities": ["urgent"]})
+    third = await make_policy(h, ctx, name="Third", resolution_minutes=600)
+    agent = await h.make_user(ctx, "agent", Role.agent)
+    other = await h.make_account("Other")
+    foreign = await make_policy(h, other, name="Theirs", first_response_minutes=5)
+
+    async def order(ids: list[int], who: Staff | None = None) -> Any:
+        return await h.client.put("/api/v1/sla/policies/order", headers=(who or ctx.admin).headers,
+                                  json={"policy_ids": ids})
+
+    async def names() -> list[tuple[str, int]]:
+        r = await h.client.get("/api/v1/sla/policies", headers=ctx.admin.headers)
+        return [(p["name"], p["position"]) for p in r.json()["items"]]
+
+    before = await names()
+    for ids, detail in (([third["id"], first["id"]], f"missing: [{second['id']}]"),
+                        ([third["id"], first["id"], second["id"], foreign["id"]], f"unknown: [{foreign['id']}]"),
+                        ([third["id"], third["id"], first["id"], second["id"]], "more than once")):
+        r = await order(ids)
+        assert r.status_code == 422 and detail in r.text, r.text
+    assert (await order([third["id"], second["id"], first["id"]], agent)).status_code == 403
+    assert await names() == before  # nothing moved
+    r = await order([third["id"], second["id"], first["id"]])
+    assert r.status_code == 200, r.text
+    assert [p["name"] for p in r.json()["items"]] == ["Third", "Second", "First"]
+    assert await names() == [("Third", 10), ("Second", 20), ("First", 30)]
+    # The new order decides: an urgent conversation is under Third (tried first, no conditions) now.
+    cid = await customer_writes(h, inbox)
+    await patch(h, ctx, cid, {"priority": "urgent"})
+    assert (await sla(h, ctx.admin, cid))["policy_name"] == "Third"
+
 
 async def test_calendars_and_policies_api_gates_and_validation(h: Harness) -> None:
     ctx, inbox = await setup(h, berlin(2026, 11, 25, 10, 0))

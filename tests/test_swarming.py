@@ -22,7 +22,7 @@ from swarmdesk.events.base import Audience
 from swarmdesk.routing.models import AgentSkill
 from swarmdesk.swarming import actions as swarming_actions
 from swarmdesk.swarming.suggestions import cosine, jaccard, similarity, tfidf_vectors, tokens
-from tests.support import AccountCtx, ApiInbox, Harness, Staff, inbound_payload
+from tests.support import AccountCtx, ApiInbox, Harness, Receiver, Staff, inbound_payload
 from tests.test_realtime import open_ws, register
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -383,6 +383,28 @@ async def test_join_talk_type_leave_and_end_with_the_outcome_on_the_conversation
     await post(h, maya, cid, sid, "end", {"outcome": "resolved", "summary": "again"}, status=409)
     r = await h.client.get(f"/api/v1/conversations/{cid}/swarms/{sid}/messages", headers=cy.headers)
     assert len(r.json()["items"]) == 2
+
+
+async def test_a_swarm_starting_and_ending_reaches_webhook_subscribers_but_not_its_room(h: Harness) -> None:
+    ctx, p, inbox, support = await team_with_people(h)
+    maya, cy = p["maya"], p["cy"]
+    cid = await conversation(h, inbox, "Refund for invoice 2291", BILLING_TEXT, source_id="c1", who=maya,
+                             assignee_id=maya.user_id, team_id=support)
+    await h.allowlist_loopback(ctx)
+    async with Receiver().running() as receiver:
+        r = await h.client.post("/api/v1/webhooks", headers=ctx.admin.headers, json={
+            "url": receiver.url, "event_types": ["swarm.started", "swarm.ended"]})
+        assert r.status_code == 201, r.text
+        swarm = await start(h, maya, cid, [cy.user_id], note="Which refund rule applies?")
+        await post(h, cy, cid, swarm["id"], "join")
+        await post(h, cy, cid, swarm["id"], "messages", {"content": "Rule 4b, the secret one"}, status=201)
+        await post(h, maya, cid, swarm["id"], "end", {"outcome": "resolved", "summary": "Refunded."})
+        await h.run_jobs()
+        bodies = [request.json() for request in receiver.requests]
+    bodies.sort(key=lambda b: b["type"] != "swarm.started")  # deliveries run side by side: any order
+    assert [(b["type"], b["swarm"]["conversation_id"]) for b in bodies] == [("swarm.started", cid), ("swarm.ended", cid)]
+    assert (bodies[1]["swarm"]["outcome"], bodies[1]["swarm"]["summary"]) == ("resolved", "Refunded.")
+    assert all("Rule 4b" not in str(b) for b in bodies)  # the room's talk is never offered
 
 
 async def test_swarmdesk_itself_starts_a_swarm_for_automation(h: Harness) -> None:

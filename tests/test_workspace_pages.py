@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from swarmdesk.accounts.models import Role
+from swarmdesk.web.templating import static_url
 from tests.support import PASSWORD, AccountCtx, Harness, Staff, inbound_payload
 
 ORIGIN = {"origin": "http://testserver"}
@@ -89,9 +90,18 @@ async def test_pages_need_a_session_and_carry_a_strict_csp(h: Harness) -> None:
 
 
 async def test_static_files(h: Harness) -> None:
-    r = await h.client.get("/static/js/app.js")
+    # Asked for by its content hash (as pages link it): cached for good.
+    r = await h.client.get(static_url("js/app.js"))
     assert r.status_code == 200 and r.headers["content-type"] == "text/javascript; charset=utf-8"
     assert "immutable" in r.headers["cache-control"]
+    # Imported by another module (no hash) or by an old hash: revalidated, so an upgrade reaches it.
+    for url in ("/static/js/api.js", "/static/js/api.js?v=0123456789ab"):
+        r = await h.client.get(url)
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-cache", url
+        etag = r.headers["etag"]
+        again = await h.client.get(url, headers={"if-none-match": etag})
+        assert again.status_code == 304 and again.content == b""
+        assert (await h.client.get(url, headers={"if-none-match": '"stale"'})).status_code == 200
     r = await h.client.get("/static/css/app.css")
     assert r.status_code == 200 and r.headers["content-type"] == "text/css; charset=utf-8"
     for path in ("/static/../pages.py", "/static/%2e%2e/pages.py", "/static/js/../../pages.py", "/static/nope.js"):

@@ -26,7 +26,7 @@ from swarmdesk.core.logging import configure_logging
 from swarmdesk.demo import texts as demo_texts
 from swarmdesk.demo.seed import DEMO_PASSWORD, seed_demo
 from swarmdesk.main import create_app
-from swarmdesk.runtime import create_runtime
+from swarmdesk.runtime import create_runtime, tune_gc_for_serving
 
 app = typer.Typer(help="Swarmdesk: one system of engagement for customer service.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -146,6 +146,7 @@ def worker(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await runtime.start(with_worker=True)
+        tune_gc_for_serving()
         console.print(f"worker {runtime.worker.worker_id if runtime.worker else ''} running; Ctrl-C to stop")
         await stop.wait()
         await runtime.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
@@ -41,10 +40,13 @@ from swarmdesk.portal.router import router as portal_router
 from swarmdesk.preferences.router import router as preferences_router
 from swarmdesk.realtime.router import router as realtime_router
 from swarmdesk.routing.router import router as routing_router
-from swarmdesk.runtime import Runtime, create_runtime
+from swarmdesk.runtime import Runtime, create_runtime, tune_gc_for_serving
 from swarmdesk.sla.router import router as sla_router
 from swarmdesk.swarming.router import router as swarming_router
 from swarmdesk.web.admin import router as admin_pages_router
+from swarmdesk.web.admin_automation import router as admin_automation_pages_router
+from swarmdesk.web.admin_routing import router as admin_routing_pages_router
+from swarmdesk.web.admin_sla import router as admin_sla_pages_router
 from swarmdesk.web.pages import router as pages_router
 from swarmdesk.web.portal import router as portal_pages_router
 from swarmdesk.web.swarm import router as swarm_pages_router
@@ -222,11 +224,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = runtime or create_runtime(settings)
         app.state.runtime = rt
         await rt.start(with_worker=settings.run_worker if with_worker is None else with_worker)
-        # Everything allocated at start-up lives for the whole process: keep it out of the
-        # collector's generations, and collect young objects less often (fewer latency spikes).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 50)
+        tune_gc_for_serving()
         try:
             yield
         finally:
@@ -245,6 +243,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
               customer_router, channels_router, email_router, webhooks_router, jobs_router, realtime_router, webchat_router,
               inbox_router, notifications_router, canned_responses_router, portal_router,
               routing_router, sla_router, automation_router, swarming_router, preferences_router,
-              pages_router, admin_pages_router, portal_pages_router, swarm_pages_router):
+              pages_router, admin_pages_router, admin_routing_pages_router, admin_sla_pages_router,
+              admin_automation_pages_router, portal_pages_router, swarm_pages_router):
         app.include_router(r)
     return app

@@ -9,6 +9,7 @@ from swarmdesk.accounts.models import Role
 from swarmdesk.auth.principals import SCOPES
 from swarmdesk.contacts.identity import Email
 from swarmdesk.core.schemas import In, Out
+from swarmdesk.core.time_zones import check_time_zone
 
 
 class ConversationJoinSettings(In):
@@ -23,6 +24,15 @@ class AccountSettings(In):
         default_factory=list, max_length=100,
         description="hosts outbound webhooks may reach even if they resolve to private addresses")
     conversation_join: ConversationJoinSettings = Field(default_factory=ConversationJoinSettings)
+    time_zone: str | None = Field(
+        default=None, max_length=64, examples=["Europe/Berlin"],
+        description="the account's IANA time zone: automation's time-of-day conditions use it unless a "
+                    "condition names its own; unset means UTC")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return check_time_zone(value)
 
     @field_validator("outbound_allowlist")
     @classmethod

@@ -4,7 +4,7 @@ else in a route decides who may call it."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -26,7 +26,8 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread — a thread hop per request.
     return request.app.state.runtime
 
 
@@ -128,8 +129,8 @@ Staff = Annotated[StaffPrincipal, Depends(current_staff)]
 Customer = Annotated[CustomerPrincipal, Depends(current_customer)]
 
 
-def scoped(scope: str, *, roles: tuple[Role, ...] | None = None) -> Callable[..., StaffPrincipal]:
-    def gate(principal: Staff) -> StaffPrincipal:
+def scoped(scope: str, *, roles: tuple[Role, ...] | None = None) -> Callable[..., Awaitable[StaffPrincipal]]:
+    async def gate(principal: Staff) -> StaffPrincipal:  # async: no thread hop per request
         principal.require_scope(scope)
         if roles is not None and principal.role not in roles:
             raise Forbidden(f"requires the {' or '.join(r.value for r in roles)} role")

@@ -86,6 +86,9 @@ class AutomationExecution(IdMixin, AccountScoped, Base):
         Index("ix_automation_executions_account_id_id", "account_id", "id"),
         Index("ix_automation_executions_rule_conversation", "rule_id", "conversation_id", "created_at"),
         Index("ix_automation_executions_conversation", "conversation_id", "id"),
+        # A rule's log newest first, and its latest run of each outcome (the admin page's "last fired").
+        Index("ix_automation_executions_rule_id", "rule_id", "id"),
+        Index("ix_automation_executions_rule_outcome_id", "rule_id", "outcome", "id"),
     )
     kind: Mapped[str] = mapped_column(String(10))  # "rule" | "macro"
     rule_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("automation_rules.id", ondelete="CASCADE"),

@@ -9,7 +9,7 @@ from swarmdesk.auth.dependencies import Admin, ConversationsReader, Conversation
 from swarmdesk.auth.principals import StaffPrincipal
 from swarmdesk.automation import actions, service
 from swarmdesk.automation.executors import EXPERT_ACTIONS
-from swarmdesk.automation.models import AutomationRule, Macro
+from swarmdesk.automation.models import AutomationRule, ExecutionOutcome, Macro
 from swarmdesk.automation.schemas import (
     ExecutionOut,
     MacroApplied,
@@ -101,6 +101,8 @@ async def list_executions(principal: Supervisor, uow: Uow,
                           rule_id: Annotated[int | None, Query(ge=1, le=BIG)] = None,
                           macro_id: Annotated[int | None, Query(ge=1, le=BIG)] = None,
                           conversation_id: Annotated[int | None, Query(ge=1, le=BIG)] = None,
+                          outcome: Annotated[list[ExecutionOutcome] | None, Query(
+                              description="only these outcomes, e.g. outcome=failed&outcome=partial")] = None,
                           cursor: str | None = None,
                           limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[ExecutionOut]:
     before_id = None
@@ -109,7 +111,8 @@ async def list_executions(principal: Supervisor, uow: Uow,
             raise BadRequest("cursor is not valid; use the next_cursor a previous page returned")
         before_id = int(cursor)
     rows = await service.list_executions(uow.session, principal.account_id, rule_id=rule_id, macro_id=macro_id,
-                                         conversation_id=conversation_id, before_id=before_id, limit=limit + 1)
+                                         conversation_id=conversation_id, before_id=before_id, limit=limit + 1,
+                                         outcomes=outcome)
     page, more = rows[:limit], len(rows) > limit
     return Page(items=[ExecutionOut.model_validate(e) for e in page], next_cursor=str(page[-1].id) if more else None)
 

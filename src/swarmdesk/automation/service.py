@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.accounts.models import Account, Team, User
@@ -50,11 +50,14 @@ async def running_rules(session: AsyncSession, account_id: int) -> list[tuple[Au
     return [(rule, version) for rule, version in rows]
 
 
+# Asked on every commit that publishes: built once (building a statement costs more than running it).
+_WATCHED = select(AutomationRule.watch).where(AutomationRule.account_id == bindparam("account_id"),
+                                              AutomationRule.enabled.is_(True), AutomationRule.deleted_at.is_(None))
+
+
 async def watched_event_types(session: AsyncSession, account_id: int) -> set[str]:
     """What the account's enabled rules react to (asked by the outbox for every commit)."""
-    rows = await session.scalars(select(AutomationRule.watch).where(
-        AutomationRule.account_id == account_id, AutomationRule.enabled.is_(True),
-        AutomationRule.deleted_at.is_(None)))
+    rows = await session.scalars(_WATCHED, {"account_id": account_id})
     return {t for watch in rows for t in watch or ()}
 
 
@@ -163,8 +166,11 @@ async def runs_since(session: AsyncSession, rule_id: int, conversation_id: int, 
 
 
 async def list_executions(session: AsyncSession, account_id: int, *, rule_id: int | None, macro_id: int | None,
-                          conversation_id: int | None, before_id: int | None, limit: int) -> list[AutomationExecution]:
+                          conversation_id: int | None, before_id: int | None, limit: int,
+                          outcomes: Sequence[ExecutionOutcome] | None = None) -> list[AutomationExecution]:
     stmt = select(AutomationExecution).where(AutomationExecution.account_id == account_id)
+    if outcomes:
+        stmt = stmt.where(AutomationExecution.outcome.in_(list(dict.fromkeys(outcomes))))
     if rule_id is not None:
         stmt = stmt.where(AutomationExecution.rule_id == rule_id)
     if macro_id is not None:
@@ -174,6 +180,34 @@ async def list_executions(session: AsyncSession, account_id: int, *, rule_id: in
     if before_id is not None:
         stmt = stmt.where(AutomationExecution.id < before_id)
     return list((await session.scalars(stmt.order_by(AutomationExecution.id.desc()).limit(limit))).all())
+
+
+FIRED_OUTCOMES = (ExecutionOutcome.applied, ExecutionOutcome.partial, ExecutionOutcome.failed)
+
+
+async def last_runs(session: AsyncSession, account_id: int, rule_ids: Sequence[int]
+                    ) -> dict[int, tuple[AutomationExecution | None, AutomationExecution | None]]:
+    """Each rule's latest execution and its latest one that acted (applied, partial or failed), in
+    two statements whatever the number of rules: per rule, index probes on (rule_id, id) and
+    (rule_id, outcome, id) — never a scan of a log that grows with every message."""
+    if not rule_ids:
+        return {}
+    e = AutomationExecution
+
+    def latest(*where: Any) -> Any:
+        return select(func.max(e.id)).where(e.rule_id == AutomationRule.id, *where).scalar_subquery()
+
+    rows = (await session.execute(select(AutomationRule.id, latest(), *(latest(e.outcome == o) for o in FIRED_OUTCOMES))
+                                  .where(AutomationRule.account_id == account_id,
+                                         AutomationRule.id.in_(list(rule_ids))))).all()
+    wanted = {i for row in rows for i in row[1:] if i is not None}
+    found = {x.id: x for x in (await session.scalars(select(e).where(e.id.in_(wanted)))).all()} if wanted else {}
+    out = {}
+    for rule_id, last, *fired in rows:
+        acted = max((i for i in fired if i is not None), default=None)
+        out[rule_id] = (found.get(last) if last is not None else None,
+                        found.get(acted) if acted is not None else None)
+    return out
 
 
 # --- macros --------------------------------------------------------------------------------------

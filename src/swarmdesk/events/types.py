@@ -76,7 +76,8 @@ class CustomerConversationUpdated(BaseEvent):
     conversation: CustomerConversationOut
 
 
-# Event types a webhook subscription may ask for.
+# Event types a webhook subscription may ask for: the spine's, and those of the routing, sla and
+# swarming domains (defined in their ``events.py``; named here so subscriptions validate against one list).
 WEBHOOK_EVENT_TYPES = (
     "conversation.created",
     "conversation.updated",
@@ -86,6 +87,11 @@ WEBHOOK_EVENT_TYPES = (
     "message.updated",
     "contact.created",
     "contact.updated",
+    "conversation.routed",
+    "sla.warning",
+    "sla.breached",
+    "swarm.started",
+    "swarm.ended",
 )
 
 

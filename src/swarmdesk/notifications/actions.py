@@ -27,8 +27,11 @@ def _publish_created(uow: UnitOfWork, account_id: int, out: NotificationOut, use
                                     notification=out))
 
 
-async def _notify(uow: UnitOfWork, conversation: Conversation, user_ids: Sequence[int], kind: NotificationKind, *,
-                  actor_name: str, text: str, message_id: int | None = None) -> list[Notification]:
+async def notify(uow: UnitOfWork, conversation: Conversation, user_ids: Sequence[int], kind: NotificationKind, *,
+                 actor_name: str, text: str, message_id: int | None = None) -> list[Notification]:
+    """The building block every domain uses: one notification per user about a conversation, in the
+    caller's transaction, each published as ``notification.created`` to its recipient once the caller
+    commits. ``actor_name`` is who or what caused it (a person, a policy); ``text`` becomes the snippet."""
     now = utcnow()
     rows = [Notification(account_id=conversation.account_id, user_id=user_id, kind=kind,
                          conversation_id=conversation.id, message_id=message_id, actor_name=actor_name[:200],
@@ -47,14 +50,14 @@ async def notify_assigned(uow: UnitOfWork, principal: StaffPrincipal, conversati
     assignee = conversation.assignee_id
     if assignee is None or assignee == principal.user_id:
         return
-    await _notify(uow, conversation, [assignee], NotificationKind.assigned, actor_name=principal.name,
+    await notify(uow, conversation, [assignee], NotificationKind.assigned, actor_name=principal.name,
                   text=conversation.subject)
 
 
 async def notify_mentioned(uow: UnitOfWork, principal: StaffPrincipal, conversation: Conversation,
                            message: Message, user_ids: Sequence[int]) -> None:
     """Everyone @mentioned in a note, except its author. In the caller's transaction."""
-    await _notify(uow, conversation, [u for u in user_ids if u != principal.user_id], NotificationKind.mentioned,
+    await notify(uow, conversation, [u for u in user_ids if u != principal.user_id], NotificationKind.mentioned,
                   actor_name=principal.name, text=message.content, message_id=message.id)
 
 

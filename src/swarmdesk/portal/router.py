@@ -61,7 +61,7 @@ async def portal_account(uow: Uow, account_slug: Slug) -> Account:
     return account
 
 
-def portal_customer(customer: Customer) -> CustomerPrincipal:
+async def portal_customer(customer: Customer) -> CustomerPrincipal:
     if not is_portal_customer(customer):
         raise Forbidden("this route is for customer portal sessions (sign in by a magic link)")
     return customer

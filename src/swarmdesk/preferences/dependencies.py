@@ -11,7 +11,7 @@ from swarmdesk.auth.principals import CustomerPrincipal
 from swarmdesk.core.errors import Forbidden
 
 
-def rules_customer(customer: Customer) -> CustomerPrincipal:
+async def rules_customer(customer: Customer) -> CustomerPrincipal:
     """Contact rules are account-wide (every channel, every conversation), so only a customer portal
     session may read or change them: it was opened by a link mailed to a verified address of the
     contact. A chat widget or API session is bound to one inbox and may be an anonymous visitor, or

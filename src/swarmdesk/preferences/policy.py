@@ -28,8 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +36,7 @@ from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.registry import channels
 from swarmdesk.contacts.models import Contact
 from swarmdesk.core.clock import utcnow
+from swarmdesk.core.time_zones import known_time_zones
 from swarmdesk.preferences import service
 from swarmdesk.preferences.models import ContactRules
 
@@ -228,25 +228,6 @@ def _local_text(at: datetime, zone: str) -> str:
 
 # --- time zones and the rules as stored -----------------------------------------------------------
 
-# Not places: the server's own zone (which differs between machines) and tzdata's placeholder.
-_NOT_ZONES = {"localtime", "Factory", "posixrules"}
-_REGIONS = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/", "Europe/",
-            "Indian/", "Pacific/")
-
-
-@lru_cache(maxsize=1)
-def time_zones() -> frozenset[str]:
-    """The IANA time zones accepted (from the tz database the interpreter finds: the system's, or
-    the ``tzdata`` package), legacy aliases such as US/Eastern included."""
-    return frozenset((available_timezones() - _NOT_ZONES) | {"UTC"})
-
-
-@lru_cache(maxsize=1)
-def offered_time_zones() -> list[str]:
-    """The zones a form offers: "Region/City" names and UTC, sorted."""
-    return sorted(z for z in time_zones() if z.startswith(_REGIONS)) + ["UTC"]
-
-
 def parse_hhmm(value: str) -> time:
     hours, minutes = value.split(":")
     return time(int(hours), int(minutes))
@@ -256,7 +237,7 @@ def rules_of(row: ContactRules | None) -> Rules | None:
     if row is None:
         return None
     quiet = None
-    if row.quiet_start and row.quiet_end and row.time_zone and row.time_zone in time_zones():
+    if row.quiet_start and row.quiet_end and row.time_zone and row.time_zone in known_time_zones():
         quiet = QuietHours(parse_hhmm(row.quiet_start), parse_hhmm(row.quiet_end), row.time_zone)
     cap = Cap(row.cap_count, row.cap_days) if row.cap_count and row.cap_days else None
     return Rules(preferred_channel=row.preferred_channel, never_channels=frozenset(row.never_channels or ()),

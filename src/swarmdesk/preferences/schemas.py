@@ -9,8 +9,9 @@ from pydantic import Field, field_validator, model_validator
 
 from swarmdesk.channels.registry import channels
 from swarmdesk.core.schemas import In, Out
+from swarmdesk.core.time_zones import known_time_zones
 from swarmdesk.preferences.models import DeferredStatus
-from swarmdesk.preferences.policy import channel_label, time_zones
+from swarmdesk.preferences.policy import channel_label
 
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 MAX_CAP_CONTACTS = 100
@@ -35,7 +36,7 @@ class QuietHoursIn(In):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        if value not in time_zones():
+        if value not in known_time_zones():
             raise ValueError(f"{value!r} is not a time zone we know (use an IANA name such as Europe/Berlin)")
         return value
 

@@ -143,6 +143,10 @@ class Hub:
     def client_count(self) -> int:
         return sum(len(c) for c in self._by_account.values())
 
+    def staff_connections(self) -> dict[tuple[int, int], int]:
+        """Live streams of staff users in this process, per (account id, user id)."""
+        return {key: len(clients) for key, clients in self._by_user.items() if clients}
+
     def recipients(self, event: RoutedEvent) -> set[Client]:
         account, audience = event.account_id, event.audience
         if account not in self._by_account:

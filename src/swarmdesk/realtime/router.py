@@ -127,7 +127,9 @@ async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
                 return False
         while True:
             try:
-                first = await asyncio.wait_for(client.pending.get(), timeout=HEARTBEAT_SECONDS)
+                # Not wait_for: in 3.11 it wraps the get in a new task each time, per event per socket.
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    first = await client.pending.get()
             except TimeoutError:
                 await send([])
                 continue

@@ -94,6 +94,7 @@ async def _change_presence(uow: UnitOfWork, presence: AgentPresence, status: Pre
     presence.status = status
     presence.changed_at = now
     presence.revision += 1
+    snapshot.changed(uow, presence.account_id)
     uow.publish(PresenceChanged(account_id=presence.account_id, audience=audience.account_staff(),
                                 user_id=presence.user_id, status=str(status), previous_status=str(previous),
                                 reason=reason, changed_at=now))
@@ -117,29 +118,79 @@ async def do_set_presence(uow: UnitOfWork, principal: StaffPrincipal, status: Pr
     return presence
 
 
-async def do_record_connection(uow: UnitOfWork, account_id: int, user_id: int) -> None:
-    """A real-time connection opened. In an account that routes, an agent who is offline without
-    having chosen it comes online (or away, if that is what they chose)."""
-    session = uow.session
-    presence = await service.add_connections(session, account_id, user_id, +1)
-    if presence.status == PresenceStatus.offline and presence.chosen != PresenceStatus.offline \
-            and await service.account_routes(session, account_id):
-        target = PresenceStatus.away if presence.chosen == PresenceStatus.away else PresenceStatus.online
-        await _change_presence(uow, presence, target, "connected")
+async def do_record_connection(uow: UnitOfWork, account_id: int, user_id: int, process_id: str) -> None:
+    """A real-time connection opened in process ``process_id``."""
+    presence = await service.add_connections(uow.session, account_id, user_id, +1, process_id)
+    await _after_connect(uow, presence)
     await uow.commit()
 
 
-async def do_record_disconnection(uow: UnitOfWork, account_id: int, user_id: int) -> None:
+async def _after_connect(uow: UnitOfWork, presence: AgentPresence) -> None:
+    """In an account that routes, an agent who is offline without having chosen it comes online (or
+    away, if that is what they chose) once they have a connection."""
+    if presence.connections > 0 and presence.status == PresenceStatus.offline \
+            and presence.chosen != PresenceStatus.offline \
+            and await service.account_routes(uow.session, presence.account_id):
+        target = PresenceStatus.away if presence.chosen == PresenceStatus.away else PresenceStatus.online
+        await _change_presence(uow, presence, target, "connected")
+
+
+async def do_record_disconnection(uow: UnitOfWork, account_id: int, user_id: int, process_id: str) -> None:
     """A real-time connection closed; after the last one, a grace period, then offline (a job)."""
-    session = uow.session
-    presence = await service.add_connections(session, account_id, user_id, -1)
+    presence = await service.add_connections(uow.session, account_id, user_id, -1, process_id)
+    _after_disconnect(uow, presence)
+    await uow.commit()
+
+
+def _after_disconnect(uow: UnitOfWork, presence: AgentPresence) -> None:
+    session, account_id, user_id = uow.session, presence.account_id, presence.user_id
     if presence.connections == 0:
         presence.disconnected_at = utcnow()
     if presence.connections == 0 and presence.status != PresenceStatus.offline:
         jobs_service.enqueue(session, PRESENCE_GRACE_JOB, {"account_id": account_id, "user_id": user_id},
                              account_id=account_id,
                              run_at=utcnow() + timedelta(seconds=service.PRESENCE_GRACE_SECONDS))
+
+
+async def do_sync_connections(uow: UnitOfWork, process_id: str, live: dict[tuple[int, int], int]) -> None:
+    """This process's heartbeat: its shares are set to the streams it really holds (``live``, per
+    account and user) — a share reaped while the process was alive (stalled past the stale period)
+    comes back, one a hook missed is corrected — and touched, so nobody reaps them. With ``live``
+    empty, the process releases every share (a clean stop)."""
+    session = uow.session
+    own = await service.own_shares(session, process_id)
+    for account_id, user_id in sorted(own.keys() | live.keys(), key=lambda k: k[1]):  # one lock order
+        if own.get((account_id, user_id), 0) == live.get((account_id, user_id), 0):
+            continue
+        presence = await service.ensure_presence(session, account_id, user_id)
+        await service.set_share(session, presence, process_id, live.get((account_id, user_id), 0))
+        if presence.connections:
+            await _after_connect(uow, presence)
+        else:
+            _after_disconnect(uow, presence)
+    await service.touch_connections(session, process_id)
     await uow.commit()
+
+
+async def do_reap_connections(uow: UnitOfWork) -> int:
+    """Shares of processes that died without closing them (``kill -9``, a lost machine) go: each
+    agent's count is the sum of what is left, and one left with none gets the grace period, then
+    offline and their conversations re-routed, as after a clean close. Presence rows are locked
+    before shares change, in user order, as everywhere; two reapers take turns per agent and the
+    second finds nothing. Returns how many shares it took."""
+    session = uow.session
+    cutoff = utcnow() - timedelta(seconds=service.CONNECTION_STALE_SECONDS)
+    reaped = 0
+    for account_id, user_id in await service.users_with_stale_shares(session, cutoff):
+        presence = await service.get_presence(session, account_id, user_id, lock=True)
+        taken = await service.drop_stale_shares(session, user_id, cutoff)
+        if presence is None or not taken:
+            continue
+        reaped += taken
+        await service.recount(session, presence)
+        _after_disconnect(uow, presence)
+    await uow.commit()
+    return reaped
 
 
 async def do_expire_presence(uow: UnitOfWork, account_id: int, user_id: int) -> None:
@@ -197,6 +248,7 @@ async def do_create_skill(uow: UnitOfWork, principal: StaffPrincipal, payload: S
         raise Conflict(f"a skill named {payload.name!r} already exists")
     skill = Skill(account_id=principal.account_id, revision=0, **payload.model_dump())
     uow.session.add(skill)
+    snapshot.changed(uow, principal.account_id)
     await _commit_unique(uow, "skill", payload.name)
     return skill
 
@@ -214,6 +266,7 @@ async def do_update_skill(uow: UnitOfWork, principal: StaffPrincipal, skill: Ski
         setattr(skill, key, value)
     skill.updated_at = utcnow()
     skill.revision += 1
+    snapshot.changed(uow, principal.account_id)
     await _serve_all_queues(uow, principal.account_id, "skill_changed")  # requirements may be lower now
     await _commit_unique(uow, "skill", skill.name)
     return skill
@@ -222,6 +275,7 @@ async def do_update_skill(uow: UnitOfWork, principal: StaffPrincipal, skill: Ski
 async def do_delete_skill(uow: UnitOfWork, principal: StaffPrincipal, skill: Skill) -> None:
     _require_manager(principal)
     await uow.session.delete(skill)
+    snapshot.changed(uow, principal.account_id)
     await _serve_all_queues(uow, principal.account_id, "skill_changed")
     await uow.commit()
 
@@ -244,6 +298,7 @@ async def do_set_agent_skills(uow: UnitOfWork, principal: StaffPrincipal, user_i
                                extra={"unknown_ids": unknown})
     await session.execute(delete(AgentSkill).where(AgentSkill.user_id == user_id))
     (await service.ensure_presence(session, principal.account_id, user_id)).revision += 1
+    snapshot.changed(uow, principal.account_id)
     for item in payload.skills:
         session.add(AgentSkill(user_id=user_id, skill_id=item.skill_id, account_id=principal.account_id,
                                proficiency=item.proficiency))
@@ -258,6 +313,7 @@ async def do_set_agent_capacity(uow: UnitOfWork, principal: StaffPrincipal, user
     presence = await service.ensure_presence(uow.session, principal.account_id, user_id)
     presence.capacity = dict(payload.capacity)
     presence.revision += 1
+    snapshot.changed(uow, principal.account_id)
     enqueue_drain(uow.session, principal.account_id, "agent_changed", user_id=user_id)
     await uow.commit()
     return presence
@@ -282,6 +338,7 @@ async def do_create_queue(uow: UnitOfWork, principal: StaffPrincipal, payload: Q
         raise Conflict(f"a queue named {payload.name!r} already exists")
     queue = RoutingQueue(account_id=principal.account_id, rr_cursor=0, revision=0, **fields)
     uow.session.add(queue)
+    snapshot.changed(uow, principal.account_id)
     await _commit_unique(uow, "queue", payload.name)
     return queue
 
@@ -302,6 +359,7 @@ async def do_update_queue(uow: UnitOfWork, principal: StaffPrincipal, queue: Rou
         setattr(queue, key, value)
     queue.updated_at = utcnow()
     queue.revision += 1
+    snapshot.changed(uow, principal.account_id)
     # Looser settings may let waiting conversations through now.
     enqueue_drain(uow.session, principal.account_id, "queue_changed", queue_ids=[queue.id])
     await _commit_unique(uow, "queue", queue.name)
@@ -311,6 +369,7 @@ async def do_update_queue(uow: UnitOfWork, principal: StaffPrincipal, queue: Rou
 async def do_delete_queue(uow: UnitOfWork, principal: StaffPrincipal, queue: RoutingQueue) -> None:
     _require_manager(principal)
     await uow.session.delete(queue)
+    snapshot.changed(uow, principal.account_id)
     await uow.commit()
 
 

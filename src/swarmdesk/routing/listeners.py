@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.conversations import service as conversations_service
+from swarmdesk.core.background import background
 from swarmdesk.events.base import BaseEvent
 from swarmdesk.events.listeners import listeners
 from swarmdesk.realtime.hub import connection_hooks
@@ -107,11 +108,28 @@ async def offline_when_deactivated(runtime: Runtime, event: dict[str, Any]) -> N
 async def staff_connected(runtime: Runtime, info: QueueInfo) -> None:
     if info.principal_kind == "user":
         async with runtime.uow() as uow:
-            await actions.do_record_connection(uow, info.account_id, info.principal_id)
+            await actions.do_record_connection(uow, info.account_id, info.principal_id, runtime.process_id)
 
 
 @connection_hooks.disconnected
 async def staff_disconnected(runtime: Runtime, info: QueueInfo) -> None:
     if info.principal_kind == "user":
         async with runtime.uow() as uow:
-            await actions.do_record_disconnection(uow, info.account_id, info.principal_id)
+            await actions.do_record_disconnection(uow, info.account_id, info.principal_id, runtime.process_id)
+
+
+@background.every(service.CONNECTION_HEARTBEAT_SECONDS)
+async def keep_connections_alive(runtime: Runtime) -> None:
+    """This process's shares match its live streams and stay fresh; any dead process's are reaped."""
+    async with runtime.uow() as uow:
+        await actions.do_sync_connections(uow, runtime.process_id, runtime.hub.staff_connections())
+    async with runtime.uow() as uow:
+        await actions.do_reap_connections(uow)
+
+
+@background.at_stop
+async def release_connections(runtime: Runtime) -> None:
+    """A clean stop: this process's shares go at once (its streams are closed), not after the stale
+    period; agents with no connection left elsewhere get the grace period."""
+    async with runtime.uow() as uow:
+        await actions.do_sync_connections(uow, runtime.process_id, {})

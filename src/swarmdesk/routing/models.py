@@ -93,6 +93,21 @@ class AgentPresence(Base):
     revision: Mapped[int] = mapped_column(default=0)
 
 
+class PresenceConnection(Base):
+    """How many real-time connections one process holds for one user (``AgentPresence.connections``
+    is their sum). Each process touches ``seen_at`` of its rows every ``CONNECTION_HEARTBEAT_SECONDS``; rows of
+    a process that stopped touching them (killed, its machine gone) are reaped by any other process,
+    which takes their count off the agent's, so a crash never leaves an agent online for good."""
+
+    __tablename__ = "presence_connections"
+    __table_args__ = (Index("ix_presence_connections_seen_at", "seen_at"),)
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("accounts.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(default=0)
+    seen_at: Mapped[datetime] = mapped_column()
+
+
 class RoutingQueue(IdMixin, AccountScoped, Timestamps, Base):
     """Where conversations wait for an agent: fed by inboxes and/or tags (first matching queue by
     ``position`` wins; one with neither takes everything), served by the agents of ``team_id``

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +27,7 @@ from swarmdesk.routing.models import (
     AgentPresence,
     AgentSkill,
     ConversationRouting,
+    PresenceConnection,
     PresenceStatus,
     RoutingQueue,
     RoutingState,
@@ -46,6 +47,10 @@ from swarmdesk.routing.schemas import (
 # How long after a user's last real-time connection closes they are taken offline: a page reload
 # or a server restart reconnects well within it.
 PRESENCE_GRACE_SECONDS = 30
+# Each process touches its presence-connection rows this often; rows untouched for the stale period
+# belong to a process that died, and any process reaps them.
+CONNECTION_HEARTBEAT_SECONDS = 30
+CONNECTION_STALE_SECONDS = 120
 # What an agent takes on a channel kind when neither it nor "default" is in their capacity.
 DEFAULT_CAPACITY = 5
 # Who routing assigns to (experts are pulled into cases, never routed them).
@@ -114,10 +119,63 @@ async def ensure_presence(session: AsyncSession, account_id: int, user_id: int) 
     return presence
 
 
-async def add_connections(session: AsyncSession, account_id: int, user_id: int, delta: int) -> AgentPresence:
+async def recount(session: AsyncSession, presence: AgentPresence) -> None:
+    """The agent's connection count is the sum of the processes' shares: never moved by a delta, so
+    a share reaped while its process still lived, or counted twice, cannot push it off."""
+    await session.flush()
+    presence.connections = int(await session.scalar(
+        select(func.coalesce(func.sum(PresenceConnection.count), 0))
+        .where(PresenceConnection.user_id == presence.user_id)) or 0)
+
+
+async def set_share(session: AsyncSession, presence: AgentPresence, process_id: str, count: int) -> None:
+    """This process holds ``count`` connections of the agent (whose presence row the caller locked)."""
+    share = await session.get(PresenceConnection, (process_id, presence.user_id), with_for_update=True)
+    if count > 0 and share is None:
+        session.add(PresenceConnection(process_id=process_id, user_id=presence.user_id,
+                                       account_id=presence.account_id, count=count, seen_at=utcnow()))
+    elif count > 0:
+        share.count, share.seen_at = count, utcnow()
+    elif share is not None:
+        await session.delete(share)
+    await recount(session, presence)
+
+
+async def add_connections(session: AsyncSession, account_id: int, user_id: int, delta: int,
+                          process_id: str) -> AgentPresence:
+    """This process's share of the agent's connections moved by ``delta``; the presence row is
+    locked first (as everywhere shares change), so one user's changes take turns."""
     presence = await ensure_presence(session, account_id, user_id)
-    presence.connections = max(0, presence.connections + delta)
+    share = await session.get(PresenceConnection, (process_id, user_id))
+    await set_share(session, presence, process_id, max(0, (share.count if share is not None else 0) + delta))
     return presence
+
+
+async def own_shares(session: AsyncSession, process_id: str) -> dict[tuple[int, int], int]:
+    rows = await session.execute(select(PresenceConnection.account_id, PresenceConnection.user_id,
+                                        PresenceConnection.count).where(PresenceConnection.process_id == process_id))
+    return {(int(a), int(u)): int(c) for a, u, c in rows}
+
+
+async def touch_connections(session: AsyncSession, process_id: str) -> None:
+    await session.execute(update(PresenceConnection).where(PresenceConnection.process_id == process_id)
+                          .values(seen_at=utcnow()))
+
+
+async def users_with_stale_shares(session: AsyncSession, seen_before: datetime,
+                                  limit: int = 500) -> list[tuple[int, int]]:
+    """(account, user) of shares no process has touched since ``seen_before``, by user id."""
+    rows = await session.execute(select(PresenceConnection.account_id, PresenceConnection.user_id)
+                                 .where(PresenceConnection.seen_at < seen_before).distinct()
+                                 .order_by(PresenceConnection.user_id).limit(limit))
+    return [(int(a), int(u)) for a, u in rows]
+
+
+async def drop_stale_shares(session: AsyncSession, user_id: int, seen_before: datetime) -> int:
+    """Deletes the user's stale shares (the caller holds their presence lock); how many went."""
+    result = await session.execute(delete(PresenceConnection).where(
+        PresenceConnection.user_id == user_id, PresenceConnection.seen_at < seen_before))
+    return int(result.rowcount or 0)
 
 
 async def presences(session: AsyncSession, account_id: int) -> dict[int, AgentPresence]:
@@ -125,10 +183,13 @@ async def presences(session: AsyncSession, account_id: int) -> dict[int, AgentPr
     return {p.user_id: p for p in rows}
 
 
+_ANY_QUEUE = select(RoutingQueue.id).where(RoutingQueue.account_id == bindparam("account_id")).limit(1)
+
+
 async def account_routes(session: AsyncSession, account_id: int) -> bool:
-    """Whether the account routes at all (has a queue): socket activity drives presence only then."""
-    return await session.scalar(select(RoutingQueue.id).where(RoutingQueue.account_id == account_id).limit(1)) \
-        is not None
+    """Whether the account routes at all (has a queue): socket activity drives presence only then.
+    Asked on every commit that publishes a conversation change: the statement is built once."""
+    return await session.scalar(_ANY_QUEUE, {"account_id": account_id}) is not None
 
 
 async def get_user(session: AsyncSession, account_id: int, user_id: int) -> User | None:

@@ -9,6 +9,11 @@ capacity or skills and of a skill or a queue bumps — rebuilding it when that m
 than ``MAX_AGE_SECONDS`` (team memberships, deactivations, other processes' assignments), or when
 the caller asks (capacity was freed: a drain, an unassignment).
 
+A snapshot checked less than ``CHECK_SECONDS`` ago is used without asking again: a burst of
+decisions costs one version query per interval, not one each. This process's own changes to
+presence, capacity, skills and queues drop its snapshot when they commit (``changed``), so only
+other processes' changes wait up to that interval.
+
 Staleness never breaks the rules, because the decision is only a proposal: the chosen agent's row is
 locked and their load counted again before the assignment (``service.agent_with_room``). What
 staleness can cost is a less even choice for up to ``MAX_AGE_SECONDS``; this process's own
@@ -22,11 +27,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.accounts.models import TeamMember, User
 from swarmdesk.channels.models import Inbox
+from swarmdesk.core.db import UnitOfWork
 from swarmdesk.routing.decision import Candidate
 from swarmdesk.routing.models import AgentPresence, AgentSkill, PresenceStatus, RoutingQueue, Skill
 from swarmdesk.routing.service import (
@@ -39,6 +45,7 @@ from swarmdesk.routing.service import (
 )
 
 MAX_AGE_SECONDS = 5.0
+CHECK_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -56,6 +63,7 @@ class Agent:
 class Snapshot:
     version: tuple[int, ...]
     built_at: float
+    checked_at: float
     agents: dict[int, Agent]
     queues: list[RoutingQueue] = field(default_factory=list)  # by position; read-only (detached) rows
     skills: list[Skill] = field(default_factory=list)
@@ -91,6 +99,9 @@ class Snapshot:
 
 
 _cache: weakref.WeakKeyDictionary[Any, dict[int, Snapshot]] = weakref.WeakKeyDictionary()
+# Bumped by each local invalidation: a build that began before a change committed here is used
+# once but not kept, so the change is never hidden behind the check interval.
+_generations: weakref.WeakKeyDictionary[Any, dict[int, int]] = weakref.WeakKeyDictionary()
 
 
 def _store(session: AsyncSession) -> dict[int, Snapshot]:
@@ -101,17 +112,27 @@ def _store(session: AsyncSession) -> dict[int, Snapshot]:
     return store
 
 
-def _sums(model: type, account_id: int, *columns: Any) -> list[Any]:
-    where = model.account_id == account_id  # type: ignore[attr-defined]
+def _generation(session: AsyncSession) -> dict[int, int]:
+    engine = session.get_bind()
+    found = _generations.get(engine)
+    if found is None:
+        found = _generations[engine] = {}
+    return found
+
+
+def _sums(model: type, *columns: Any) -> list[Any]:
+    where = model.account_id == bindparam("account_id")  # type: ignore[attr-defined]
     return [select(func.count()).where(where).scalar_subquery()] + [
         select(func.coalesce(func.sum(c), 0)).where(where).scalar_subquery() for c in columns]
 
 
+# Built once: constructing the statement costs more Python than running it.
+_VERSION = select(*_sums(AgentPresence, AgentPresence.revision), *_sums(Skill, Skill.id, Skill.revision),
+                  *_sums(RoutingQueue, RoutingQueue.id, RoutingQueue.revision))
+
+
 async def _version(session: AsyncSession, account_id: int) -> tuple[int, ...]:
-    row = (await session.execute(select(
-        *_sums(AgentPresence, account_id, AgentPresence.revision),
-        *_sums(Skill, account_id, Skill.id, Skill.revision),
-        *_sums(RoutingQueue, account_id, RoutingQueue.id, RoutingQueue.revision)))).one()
+    row = (await session.execute(_VERSION, {"account_id": account_id})).one()
     return tuple(int(v) for v in row)
 
 
@@ -145,18 +166,27 @@ async def _build(session: AsyncSession, account_id: int, version: tuple[int, ...
     for row in (*queues, *skills):
         # Out of the session: its rollback would expire them, and they outlive it.
         session.expunge(row)
-    return Snapshot(version=version, built_at=time.monotonic(), agents=agents, queues=queues, skills=skills,
+    now = time.monotonic()
+    return Snapshot(version=version, built_at=now, checked_at=now, agents=agents, queues=queues, skills=skills,
                     inbox_kinds=dict((await session.execute(select(Inbox.id, Inbox.channel_kind)
                                                             .where(Inbox.account_id == account_id))).all()))
 
 
 async def snapshot(session: AsyncSession, account_id: int, *, fresh: bool = False) -> Snapshot:
     store = _store(session)
-    version = await _version(session, account_id)
     current = store.get(account_id)
-    if fresh or current is None or current.version != version \
-            or time.monotonic() - current.built_at > MAX_AGE_SECONDS:
-        current = store[account_id] = await _build(session, account_id, version)
+    now = time.monotonic()
+    if not fresh and current is not None and now - current.checked_at < CHECK_SECONDS \
+            and now - current.built_at <= MAX_AGE_SECONDS:
+        return current
+    generation = _generation(session).get(account_id, 0)
+    version = await _version(session, account_id)
+    if fresh or current is None or current.version != version or now - current.built_at > MAX_AGE_SECONDS:
+        built = await _build(session, account_id, version)
+        if _generation(session).get(account_id, 0) == generation:
+            store[account_id] = built
+        return built
+    current.checked_at = now
     return current
 
 
@@ -169,4 +199,17 @@ async def channel_kind(session: AsyncSession, snap: Snapshot, inbox_id: int) -> 
 
 
 def invalidate(session: AsyncSession, account_id: int) -> None:
+    generations = _generation(session)
+    generations[account_id] = generations.get(account_id, 0) + 1
     _store(session).pop(account_id, None)
+
+
+def changed(uow: UnitOfWork, account_id: int) -> None:
+    """Presence, capacity, skills or queues of the account change in this unit of work: this
+    process's snapshot goes once it commits (other processes see the new version on their next check)."""
+    session = uow.session
+
+    async def drop() -> None:
+        invalidate(session, account_id)
+
+    uow.after_commit(drop)

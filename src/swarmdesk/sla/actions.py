@@ -208,9 +208,7 @@ async def _effects(uow: UnitOfWork, conversation: Conversation, synced: Synced,
                                policy_id=policy.id, policy_name=policy.name, target=target, due_at=t.due_at,
                                minutes_left=minutes_left, sla=state))
         if conversation.assignee_id is not None:
-            # notifications.actions has no public notify_sla_warning yet; its building block
-            # creates the row and publishes notification.created in this transaction.
-            await notifications_actions._notify(
+            await notifications_actions.notify(
                 uow, conversation, [conversation.assignee_id], NotificationKind.sla_warning, actor_name=policy.name,
                 text=f"{LABELS[target]} due in {minutes_left} min")
 
@@ -403,6 +401,28 @@ async def do_create_policy(uow: UnitOfWork, principal: StaffPrincipal, payload: 
     await ensure_sweep_scheduled(uow)
     await uow.commit()
     return policy
+
+
+async def do_order_policies(uow: UnitOfWork, principal: StaffPrincipal, policy_ids: list[int]) -> list[SlaPolicy]:
+    """Every policy's place in one change (positions 10, 20, …): a reorder is never half done, and
+    two admins reordering at once take turns (the account's policies are locked)."""
+    policies = await service.list_policies(uow.session, principal.account_id, lock=True)
+    known = {p.id: p for p in policies}
+    missing, unknown = sorted(set(known) - set(policy_ids)), sorted(set(policy_ids) - set(known))
+    if missing or unknown:
+        raise ValidationFailed("list every SLA policy of the account exactly once"
+                               + (f"; missing: {missing}" if missing else "") + (f"; unknown: {unknown}" if unknown else ""))
+    moved = False
+    for index, policy_id in enumerate(policy_ids):
+        policy = known[policy_id]
+        if policy.position != (index + 1) * 10:
+            policy.position, policy.updated_at, moved = (index + 1) * 10, utcnow(), True
+    if moved:
+        accounts_service.audit(uow.session, principal.account_id, principal.user_id, "sla_policy.reordered",
+                               "sla_policy", None, {"order": policy_ids})
+        _reevaluate_later(uow, principal.account_id)
+    await uow.commit()
+    return [known[i] for i in policy_ids]
 
 
 _POLICY_FIELDS = ("name", "position", "enabled", "calendar_id", "first_response_minutes", "next_response_minutes",

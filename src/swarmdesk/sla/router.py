@@ -21,6 +21,7 @@ from swarmdesk.sla.schemas import (
     CalendarOut,
     CalendarUpdate,
     SlaPolicyCreate,
+    SlaPolicyOrder,
     SlaPolicyOut,
     SlaPolicyUpdate,
     SlaStateOut,
@@ -68,6 +69,13 @@ async def list_policies(principal: SlaReader, uow: Uow) -> Page[SlaPolicyOut]:
 @router.post("/sla/policies", response_model=SlaPolicyOut, status_code=201)
 async def create_policy(principal: SlaEditor, uow: Uow, payload: SlaPolicyCreate) -> SlaPolicyOut:
     return SlaPolicyOut.model_validate(await actions.do_create_policy(uow, principal, payload))
+
+
+@router.put("/sla/policies/order", response_model=Page[SlaPolicyOut],
+            summary="Put every policy in the order they are tried, in one change (positions 10, 20, …)")
+async def order_policies(principal: SlaEditor, uow: Uow, payload: SlaPolicyOrder) -> Page[SlaPolicyOut]:
+    rows = await actions.do_order_policies(uow, principal, payload.policy_ids)
+    return Page(items=[SlaPolicyOut.model_validate(p) for p in rows], next_cursor=None)
 
 
 @router.get("/sla/policies/{policy_id}", response_model=SlaPolicyOut)

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import enum
-import functools
-import zoneinfo
 from datetime import date as Date
 from datetime import datetime
 from typing import Annotated
@@ -11,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from swarmdesk.conversations.models import Priority
 from swarmdesk.core.schemas import In, Out
+from swarmdesk.core.time_zones import check_time_zone, known_time_zones  # noqa: F401  (known_time_zones: for pages)
 from swarmdesk.sla.business_time import WEEKDAYS, normalize_spans, parse_hhmm
 from swarmdesk.sla.models import SlaTarget
 
@@ -32,11 +31,6 @@ class SlaState(enum.StrEnum):
 
 
 # --- calendars -----------------------------------------------------------------------------------
-
-@functools.cache
-def known_time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
 
 class TimeRange(In):
     """Open from ``start`` to ``end`` on one local day. A shift over midnight is two ranges (Monday
@@ -112,9 +106,7 @@ def _distinct_dates(holidays: list[Holiday] | None) -> list[Holiday] | None:
 
 
 def _time_zone(value: str | None) -> str | None:
-    if value is not None and value not in known_time_zones():
-        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin, America/New_York)")
-    return value
+    return check_time_zone(value)
 
 
 class CalendarCreate(In):
@@ -245,6 +237,20 @@ class SlaPolicyUpdate(In):
         if self.warn_percent is not None and self.warn_before_minutes is not None:
             raise ValueError("warn either at warn_percent of a target or warn_before_minutes before it, not both")
         return self
+
+
+class SlaPolicyOrder(In):
+    """Every policy of the account, in the order they are to be tried."""
+
+    policy_ids: list[Id] = Field(min_length=1, max_length=100)
+
+    @field_validator("policy_ids")
+    @classmethod
+    def _once(cls, ids: list[int]) -> list[int]:
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"policies listed more than once: {twice}")
+        return ids
 
 
 class SlaPolicyOut(Out):

@@ -92,9 +92,10 @@ _POLICIES = (select(SlaPolicy).where(SlaPolicy.account_id == bindparam("account_
              .order_by(SlaPolicy.position, SlaPolicy.id))
 
 
-async def list_policies(session: AsyncSession, account_id: int) -> list[SlaPolicy]:
-    """In the order they are tried."""
-    return list((await session.scalars(_POLICIES, {"account_id": account_id})).all())
+async def list_policies(session: AsyncSession, account_id: int, *, lock: bool = False) -> list[SlaPolicy]:
+    """In the order they are tried (``lock``: their rows locked, for a change to the order)."""
+    stmt = _POLICIES.with_for_update().execution_options(populate_existing=True) if lock else _POLICIES
+    return list((await session.scalars(stmt, {"account_id": account_id})).all())
 
 
 async def get_policy(session: AsyncSession, account_id: int, policy_id: int) -> SlaPolicy | None:
@@ -111,8 +112,12 @@ async def next_position(session: AsyncSession, account_id: int) -> int:
     return 0 if last is None else last + 1
 
 
+_ANY_POLICY = select(SlaPolicy.id).where(SlaPolicy.account_id == bindparam("account_id")).limit(1)
+
+
 async def account_has_policies(session: AsyncSession, account_id: int) -> bool:
-    return await session.scalar(select(SlaPolicy.id).where(SlaPolicy.account_id == account_id).limit(1)) is not None
+    """Asked on every commit that publishes (the clock's outbox filter)."""
+    return await session.scalar(_ANY_POLICY, {"account_id": account_id}) is not None
 
 
 async def existing_inbox_ids(session: AsyncSession, account_id: int, inbox_ids: Sequence[int]) -> set[int]:

@@ -33,10 +33,8 @@ from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import NestedUnitOfWork, UnitOfWork
 from swarmdesk.core.errors import Conflict, Forbidden, ValidationFailed
 from swarmdesk.core.storage import AttachmentStore
-from swarmdesk.events.types import NotificationCreated
-from swarmdesk.notifications import service as notifications_service
-from swarmdesk.notifications.audience import notification_recipient
-from swarmdesk.notifications.models import Notification, NotificationKind
+from swarmdesk.notifications import actions as notifications_actions
+from swarmdesk.notifications.models import NotificationKind
 from swarmdesk.swarming import service
 from swarmdesk.swarming.audience import swarm_room
 from swarmdesk.swarming.events import (
@@ -92,20 +90,10 @@ async def _invitees(uow: UnitOfWork, account_id: int, user_ids: Sequence[int]) -
 async def _notify_invited(uow: UnitOfWork, principal: StaffPrincipal, conversation: Conversation, swarm: Swarm,
                           user_ids: Sequence[int]) -> None:
     """A swarm_invite notification each, live in their bell, in this transaction."""
-    if not user_ids:
-        return
-    now = utcnow()
     subject = conversation.subject or f"conversation #{conversation.id}"
     text = f"Swarm on “{subject}”" + (f": {swarm.note}" if swarm.note else "")
-    rows = [Notification(account_id=conversation.account_id, user_id=user_id, kind=NotificationKind.swarm_invite,
-                         conversation_id=conversation.id, message_id=None, actor_name=principal.name[:200],
-                         snippet=notifications_service.snippet_of(text), read_at=None, created_at=now)
-            for user_id in user_ids]
-    uow.session.add_all(rows)
-    await uow.session.flush()
-    for row in rows:
-        uow.publish(NotificationCreated(account_id=conversation.account_id, audience=notification_recipient(row.user_id),
-                                        notification=notifications_service.notification_out(row)))
+    await notifications_actions.notify(uow, conversation, user_ids, NotificationKind.swarm_invite,
+                                       actor_name=principal.name, text=text)
 
 
 async def _invite(uow: UnitOfWork, principal: StaffPrincipal, conversation: Conversation, swarm: Swarm,

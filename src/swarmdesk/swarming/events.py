@@ -1,5 +1,5 @@
 """The swarming domain's events. Staff only (``audience.swarm_room``): there is no customer shape
-of any of them. Webhooks are not offered them (yet)."""
+of any of them. Webhook subscriptions may ask for ``swarm.started`` and ``swarm.ended``."""
 
 from __future__ import annotations
 

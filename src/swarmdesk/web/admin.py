@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from swarmdesk.accounts import service as accounts_service
@@ -26,6 +26,7 @@ from swarmdesk.channels.base import ChannelAdapter
 from swarmdesk.channels.models import Inbox
 from swarmdesk.channels.registry import channels
 from swarmdesk.channels.schemas import InboxSettings
+from swarmdesk.core.time_zones import offered_time_zones
 from swarmdesk.events.types import WEBHOOK_EVENT_TYPES
 from swarmdesk.jobs import service as jobs_service
 from swarmdesk.jobs.models import JobStatus
@@ -36,8 +37,14 @@ from swarmdesk.webhooks import service as webhooks_service
 
 router = APIRouter(prefix="/app/admin", include_in_schema=False)
 
-SECTIONS = (("inboxes", "Inboxes"), ("users", "Users"), ("teams", "Teams"), ("tokens", "API tokens"),
-            ("webhooks", "Webhooks"), ("account", "Account settings"), ("jobs", "Failed jobs"))
+# Every admin section, in the navigation's order. Routing, SLA and automation sections live in their
+# own modules (``admin_routing``, ``admin_sla``, ``admin_automation``) and render through ``admin_page``.
+SECTIONS = (("inboxes", "Inboxes"), ("users", "Users"), ("teams", "Teams"),
+            ("skills", "Skills & capacity"), ("queues", "Routing queues"), ("sla", "Business hours & SLAs"),
+            ("automation", "Automation rules"), ("macros", "Macros"),
+            ("tokens", "API tokens"), ("webhooks", "Webhooks"), ("account", "Account settings"), ("jobs", "Failed jobs"))
+# Supervisors set up routing and SLAs (the API lets them); every other section is for admins.
+SUPERVISOR_SECTIONS = frozenset({"skills", "queues", "sla"})
 PAGE_SIZE = 50
 
 ROLE_HINTS = {
@@ -59,14 +66,29 @@ JOIN_MODES = (
 _EMBED_SNIPPETS = {"webchat": '<script src="{base}/widget/{key}.js" async></script>'}
 _NO_WEBHOOK_HINTS = {"email": "Mail arrives by IMAP polling (the IMAP settings) or by LMTP delivery."}
 
-async def _page(request: Request, me: StaffPrincipal | None, name: str,
-                context: Callable[[], Awaitable[dict[str, Any]]]) -> Response:
+def sections_for(me: StaffPrincipal) -> tuple[tuple[str, str], ...]:
+    """The sections this person may open, in the navigation's order."""
+    if me.role == Role.admin:
+        return SECTIONS
+    if me.role == Role.supervisor:
+        return tuple((key, label) for key, label in SECTIONS if key in SUPERVISOR_SECTIONS)
+    return ()
+
+
+async def admin_page(request: Request, me: StaffPrincipal | None, name: str,
+                     context: Callable[[], Awaitable[dict[str, Any]]]) -> Response:
+    """Renders ``admin/<name>.html`` for those who may open the section (admins all of them,
+    supervisors routing and SLAs): a 403 page for other staff, sign-in for nobody. ``context`` is
+    only awaited for someone allowed."""
     if me is None:
         return to_login(request)
-    if me.role != Role.admin:
+    allowed = sections_for(me)
+    if name not in {key for key, _ in allowed}:
+        if allowed and request.url.path.rstrip("/") == "/app/admin":
+            return RedirectResponse(f"/app/admin/{allowed[0][0]}", status_code=303)
         return render(request, "admin/forbidden.html", status_code=403, me=me, page="admin", section="admin")
     return render(request, f"admin/{name}.html", me=me, page="admin", section="admin", admin_section=name,
-                  sections=SECTIONS, **(await context()))
+                  sections=allowed, **(await context()))
 
 
 def _cursor(value: str | None) -> int | None:
@@ -129,7 +151,7 @@ async def inboxes_page(request: Request, me: PageStaff, uow: Uow, runtime: Runti
         return {"inboxes": inboxes, "kinds": kinds, "inbox_data": editable,
                 "base_url": runtime.settings.base_url.rstrip("/"),
                 "customer_sessions_hint": InboxSettings.model_fields["allow_customer_sessions"].description}
-    return await _page(request, me, "inboxes", context)
+    return await admin_page(request, me, "inboxes", context)
 
 
 @router.get("/users")
@@ -140,7 +162,7 @@ async def users_page(request: Request, me: PageStaff, uow: Uow) -> Response:
                                                                                                   me.account_id))
         teams = {t.id: t.name for t in await accounts_service.list_teams(uow.session, me.account_id)}
         return {"users": users, "team_names": teams, "roles": list(Role), "role_hints": ROLE_HINTS}
-    return await _page(request, me, "users", context)
+    return await admin_page(request, me, "users", context)
 
 
 @router.get("/teams")
@@ -151,7 +173,7 @@ async def teams_page(request: Request, me: PageStaff, uow: Uow) -> Response:
                                                                                                   me.account_id))
         users = await accounts_service.list_users(uow.session, me.account_id)
         return {"teams": teams, "users": users, "users_by_id": {u.id: u for u in users}}
-    return await _page(request, me, "teams", context)
+    return await admin_page(request, me, "teams", context)
 
 
 @router.get("/tokens")
@@ -159,7 +181,7 @@ async def tokens_page(request: Request, me: PageStaff, uow: Uow) -> Response:
     async def context() -> dict[str, Any]:
         assert me is not None
         return {"tokens": await accounts_service.list_tokens(uow.session, me.user_id), "scopes": SCOPES}
-    return await _page(request, me, "tokens", context)
+    return await admin_page(request, me, "tokens", context)
 
 
 @router.get("/webhooks")
@@ -172,7 +194,7 @@ async def webhooks_page(request: Request, me: PageStaff, uow: Uow, cursor: str |
         rows = await webhooks_service.list_deliveries(uow.session, me.account_id, None, before, PAGE_SIZE + 1)
         return {"subscriptions": subscriptions, "event_types": WEBHOOK_EVENT_TYPES, "deliveries": rows[:PAGE_SIZE],
                 "next_cursor": rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None, "cursor": before}
-    return await _page(request, me, "webhooks", context)
+    return await admin_page(request, me, "webhooks", context)
 
 
 @router.get("/account")
@@ -187,8 +209,10 @@ async def account_page(request: Request, me: PageStaff, uow: Uow) -> Response:
         except ValidationError:
             join = ConversationJoinSettings()
         allowlist = [str(h) for h in settings.get("outbound_allowlist") or []]
-        return {"account": account, "join": join, "join_modes": JOIN_MODES, "allowlist": allowlist}
-    return await _page(request, me, "account", context)
+        zone = settings.get("time_zone") if isinstance(settings.get("time_zone"), str) else None
+        return {"account": account, "join": join, "join_modes": JOIN_MODES, "allowlist": allowlist,
+                "time_zone": zone, "zones": offered_time_zones()}
+    return await admin_page(request, me, "account", context)
 
 
 @router.get("/jobs")
@@ -201,4 +225,4 @@ async def jobs_page(request: Request, me: PageStaff, uow: Uow, cursor: str | Non
                                             limit=PAGE_SIZE + 1, before_id=before)
         return {"jobs": rows[:PAGE_SIZE], "pretty": _pretty, "next_cursor": rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None,
                 "cursor": before}
-    return await _page(request, me, "jobs", context)
+    return await admin_page(request, me, "jobs", context)

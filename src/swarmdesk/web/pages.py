@@ -37,8 +37,8 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/static/{name:path}")
-async def static_file(name: str) -> Response:
-    response = static_response(name)
+async def static_file(name: str, request: Request, v: str | None = None) -> Response:
+    response = static_response(name, v, request.headers.get("if-none-match"))
     if response is None:
         raise NotFound("no such file")
     return response

@@ -27,11 +27,11 @@ from swarmdesk.conversations import service as conversations_service
 from swarmdesk.conversations.models import ConversationStatus, SenderType
 from swarmdesk.conversations.schemas import CustomerMessageOut
 from swarmdesk.core.errors import DomainError
+from swarmdesk.core.time_zones import offered_time_zones
 from swarmdesk.portal import actions as portal_actions
 from swarmdesk.portal import service as portal_service
 from swarmdesk.portal.router import clear_portal_cookies, set_portal_cookies
 from swarmdesk.preferences import views as preferences_views
-from swarmdesk.preferences.policy import offered_time_zones
 from swarmdesk.web.dependencies import same_origin
 from swarmdesk.web.templating import render
 

@@ -92,14 +92,22 @@ def page_headers(request: Request) -> dict[str, str]:
             "permissions-policy": "camera=(), microphone=(), geolocation=()"}
 
 
-def static_response(name: str) -> Response | None:
-    """A file under web/static, or None when the name escapes the directory or does not exist."""
+def static_response(name: str, version: str | None = None, if_none_match: str | None = None) -> Response | None:
+    """A file under web/static, or None when the name escapes the directory or does not exist.
+
+    Cached for a year only when asked for by its current content hash (``static_url``); modules
+    imported by others (``import … from "./api.js"``) are fetched without one, so they are
+    revalidated by ETag instead — an upgrade never leaves a browser on a year-old module."""
     root = STATIC_DIR.resolve()
     path = (STATIC_DIR / name).resolve()
     if root not in path.parents or not path.is_file():
         return None
+    digest = _static_hash(name)
+    etag = f'"{digest}"'
+    cache = "public, max-age=31536000, immutable" if version == digest else "no-cache"
+    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"etag": etag, "cache-control": cache})
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if media in ("text/javascript", "application/javascript", "text/css"):
         media += "; charset=utf-8"
-    return Response(path.read_bytes(), media_type=media,
-                    headers={"cache-control": "public, max-age=31536000, immutable"})
+    return Response(path.read_bytes(), media_type=media, headers={"cache-control": cache, "etag": etag})

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.webhooks.models import WebhookDelivery, WebhookSubscription
@@ -21,10 +21,14 @@ async def active_subscriptions(session: AsyncSession, account_id: int) -> list[W
         WebhookSubscription.account_id == account_id, WebhookSubscription.is_active.is_(True)))).all())
 
 
+_SUBSCRIBED = select(WebhookSubscription.event_types).where(
+    WebhookSubscription.account_id == bindparam("account_id"), WebhookSubscription.is_active.is_(True))
+
+
 async def subscribed_event_types(session: AsyncSession, account_id: int) -> set[str]:
-    """What the account's active subscriptions listen to (asked on every commit that publishes)."""
-    rows = await session.scalars(select(WebhookSubscription.event_types).where(
-        WebhookSubscription.account_id == account_id, WebhookSubscription.is_active.is_(True)))
+    """What the account's active subscriptions listen to (asked on every commit that publishes;
+    the statement is built once)."""
+    rows = await session.scalars(_SUBSCRIBED, {"account_id": account_id})
     return {t for types in rows for t in types}
 
 

@@ -1,6 +1,13 @@
 // The admin area: forms and buttons submit through the JSON API, a 4xx shows the problem's detail
 // next to the form, success refreshes the section from the server. The inbox form is generated from
 // the channel kind's config JSON schema; secrets are write-only and sent only when typed.
+//
+// Declarative forms: <form data-method data-path [data-done] [data-reset]> inside #admin-section;
+// each named field is read by its data-type: text (default), bool, int, float, lines (one per line),
+// list / int-list (checked boxes of one name), json (a textarea holding JSON), date-end. Dotted
+// names build nested objects. Buttons with data-method/data-path[/data-body][/data-confirm] act too.
+// Sections with their own module load only that module, which imports what it needs from here:
+// this file must be loaded once (one set of listeners), so never beside it in a page.
 import { api, ApiError } from "./api.js";
 import { $, $all, el, announce, toast } from "./dom.js";
 
@@ -8,14 +15,14 @@ const SECTION = "admin-section";
 
 // --- small helpers --------------------------------------------------------------------------------
 
-function setPath(target, path, value) {
+export function setPath(target, path, value) {
   const keys = path.split(".");
   let node = target;
   for (const key of keys.slice(0, -1)) node = node[key] ??= {};
   node[keys[keys.length - 1]] = value;
 }
 
-function getPath(target, path) {
+export function getPath(target, path) {
   return path.split(".").reduce((node, key) => (node == null ? undefined : node[key]), target);
 }
 
@@ -25,7 +32,7 @@ function endOfDay(date) {
   return new Date(y, m - 1, d, 23, 59, 59).toISOString();
 }
 
-function localizeTimes(root = document) {
+export function localizeTimes(root = document) {
   for (const node of $all("time[datetime]", root)) {
     const when = new Date(node.dateTime);
     if (Number.isNaN(when.getTime())) continue;
@@ -34,13 +41,13 @@ function localizeTimes(root = document) {
   }
 }
 
-function readJson(id) {
+export function readJson(id) {
   const node = document.getElementById(id);
   return node ? JSON.parse(node.textContent) : null;
 }
 
 // Stable JSON (sorted keys) to compare a field's value with the one the page was rendered with.
-function canonical(value) {
+export function canonical(value) {
   if (value === undefined || value === null) return "null";
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (typeof value === "object") {
@@ -49,7 +56,7 @@ function canonical(value) {
   return JSON.stringify(value);
 }
 
-class FormProblem extends Error {}
+export class FormProblem extends Error {}
 
 // --- errors next to the form ----------------------------------------------------------------------
 
@@ -58,12 +65,12 @@ function errorBox(origin) {
   return $("[data-error]", holder) || $("#section-error");
 }
 
-function clearErrors(scope) {
+export function clearErrors(scope) {
   for (const box of $all("[data-error]", scope)) { box.hidden = true; box.textContent = ""; }
   for (const field of $all("[aria-invalid=true]", scope)) field.removeAttribute("aria-invalid");
 }
 
-function showError(origin, error) {
+export function showError(origin, error) {
   const box = errorBox(origin);
   let text;
   if (error instanceof FormProblem) text = error.message;
@@ -92,7 +99,7 @@ function showError(origin, error) {
 
 // --- refreshing the section -----------------------------------------------------------------------
 
-async function refresh(focusedId = document.activeElement?.id) {
+export async function refresh(focusedId = document.activeElement?.id) {
   const openDetails = $all(`#${SECTION} details[id][open]`).map((d) => d.id);
   let response;
   try {
@@ -116,7 +123,7 @@ async function refresh(focusedId = document.activeElement?.id) {
 
 // --- dialogs: confirm and shown-once values -------------------------------------------------------
 
-function confirmAction(text, okLabel = "Confirm") {
+export function confirmAction(text, okLabel = "Confirm") {
   const dialog = $("#confirm-dialog");
   $("#confirm-text").textContent = text;
   $("#confirm-ok").textContent = okLabel;
@@ -187,21 +194,29 @@ async function copyFrom(button) {
 
 // --- generic forms and buttons --------------------------------------------------------------------
 
-function collect(form) {
+export function collect(form) {
   const body = {};
   const lists = new Set();
   for (const field of form.elements) {
     if (!field.name || field.disabled) continue;
     const type = field.dataset.type || "text";
-    if (type === "list") {
+    if (type === "list" || type === "int-list") {
       if (!lists.has(field.name)) { lists.add(field.name); setPath(body, field.name, []); }
-      if (field.checked) getPath(body, field.name).push(field.value);
+      if (field.checked) getPath(body, field.name).push(type === "int-list" ? Number(field.value) : field.value);
       continue;
     }
     if (field.type === "radio" && !field.checked) continue;
     let value;
     if (type === "bool") value = field.checked;
-    else if (type === "int") { if (field.value === "") continue; value = Number(field.value); }
+    else if (type === "int" || type === "float") { if (field.value === "") continue; value = Number(field.value); }
+    else if (type === "json") {
+      if (field.value.trim() === "") continue;
+      try { value = JSON.parse(field.value); } catch (error) {
+        field.setAttribute("aria-invalid", "true");
+        const label = field.labels?.[0]?.textContent.replace("*", "").trim() || field.name;
+        throw new FormProblem(`${label}: this is not valid JSON (${error.message}).`);
+      }
+    }
     else if (type === "lines") value = field.value.split("\n").map((line) => line.trim()).filter(Boolean);
     else if (type === "date-end") { if (!field.value) continue; value = endOfDay(field.value); }
     else value = field.type === "password" ? field.value : field.value.trim();
@@ -218,7 +233,7 @@ const REVEALS = {
                         [{ label: "Signing secret", value: r.secret, hint: r.url }]),
 };
 
-async function run(origin, method, path, body, { done, revealKind, form } = {}) {
+export async function run(origin, method, path, body, { done, revealKind, form } = {}) {
   const scope = form || origin.closest("tr, section.team") || document.getElementById(SECTION);
   clearErrors(document.getElementById(SECTION) || scope);
   // Taken before the buttons are disabled (a disabled button loses focus): refresh puts it back.

@@ -1,6 +1,6 @@
 // Every workspace page: notifications, keyboard shortcuts, sign-out, then the page's own module.
 import { api } from "./api.js";
-import { $, el, announce, toast } from "./dom.js";
+import { $, el, announce, isTyping, toast } from "./dom.js";
 import { realtime, shortcutsEnabled } from "./session.js";
 
 const body = document.body;
@@ -110,7 +110,7 @@ toggle.addEventListener("change", () => {
 let lastKey = "";
 document.addEventListener("keydown", (event) => {
   const target = event.target;
-  const typing = target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+  const typing = isTyping(target);
   if (typing || event.metaKey || event.ctrlKey || event.altKey) return;
   if (event.defaultPrevented || document.querySelector("dialog[open]")) return;
   if (event.key === "?") { event.preventDefault(); help.showModal(); return; }

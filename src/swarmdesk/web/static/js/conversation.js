@@ -1,7 +1,7 @@
 // One conversation: live timeline, settings, reply/note composer with canned responses and
 // @mentions, collision presence (who else is viewing or typing) and the customer sidebar.
 import { api, fileToBase64, fragment } from "./api.js";
-import { $, $all, el, announce, debounce, throttle, toast } from "./dom.js";
+import { $, $all, el, announce, debounce, isTyping, throttle, toast } from "./dom.js";
 import { me, realtime, shortcutsEnabled } from "./session.js";
 
 const root = $("#main");
@@ -15,7 +15,8 @@ let lastActivityId = Number(root.dataset.lastActivityId || 0);
 // --- settings -------------------------------------------------------------------------------------------
 async function patch(change, done) {
   try {
-    await api("PATCH", base, change);
+    // The answer is shown at once: the live event confirms it later, but is not needed for it.
+    applyConversation(await api("PATCH", base, change));
     if (done) toast(done);
   } catch (error) { toast(error.message, "error"); }
 }
@@ -48,7 +49,14 @@ $("#add-tag").addEventListener("keydown", (e) => {
   if (value) { tags({ add: [value] }); e.target.value = ""; }
 });
 
+// The newest state shown wins: a PATCH's answer arriving after a later live event is not applied.
+let shownUpdatedAt = 0;
 function applyConversation(c) {
+  const at = Date.parse(c.updated_at || "");
+  if (!Number.isNaN(at)) {
+    if (at < shownUpdatedAt) return;
+    shownUpdatedAt = at;
+  }
   $("#status").value = c.status;
   $("#priority").value = c.priority;
   $("#assignee").value = c.assignee_id ? String(c.assignee_id) : "";
@@ -350,7 +358,7 @@ $("#sidebar").addEventListener("click", async (e) => {
 // --- keyboard ----------------------------------------------------------------------------------------------
 document.addEventListener("keydown", (e) => {
   const t = e.target;
-  if (t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
+  if (isTyping(t)) return;
   if (e.metaKey || e.ctrlKey || e.altKey) return;
   if (e.key !== "Escape" && !shortcutsEnabled()) return;
   if (e.defaultPrevented || document.querySelector("dialog[open]")) return;

@@ -59,3 +59,13 @@ export function timeAgo(iso) {
   if (seconds < 86400) return `${Math.floor(seconds / 3600)}h`;
   return `${Math.floor(seconds / 86400)}d`;
 }
+
+// Whether a key pressed on this element is text being typed (so not a keyboard shortcut). A
+// checkbox, radio or button is not: focus left on one (e.g. after a dialog closes) must not
+// swallow the shortcuts.
+const NOT_TEXT = new Set(["checkbox", "radio", "button", "submit", "reset", "range", "color", "file", "image"]);
+export function isTyping(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+  return target.tagName === "INPUT" && !NOT_TEXT.has(target.type);
+}

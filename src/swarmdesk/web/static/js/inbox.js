@@ -1,6 +1,6 @@
 // The inbox list: live rows, unread counts, saved views, bulk actions and j/k navigation.
 import { api, fragment } from "./api.js";
-import { $, $all, el, announce, throttle, toast } from "./dom.js";
+import { $, $all, el, announce, isTyping, throttle, toast } from "./dom.js";
 import { me, realtime, shortcutsEnabled } from "./session.js";
 
 const main = $("#main");
@@ -131,7 +131,7 @@ function move(delta) {
 }
 document.addEventListener("keydown", (event) => {
   const t = event.target;
-  if (t instanceof HTMLElement && (["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName) && !t.matches("input.select"))) return;
+  if (isTyping(t)) return;
   if (event.metaKey || event.ctrlKey || event.altKey || !shortcutsEnabled()) return;
   if (event.defaultPrevented || document.querySelector("dialog[open]")) return;
   const row = document.activeElement && document.activeElement.closest(".conversation-row");
