@@ -23,6 +23,7 @@ from swarmdesk.core.clock import clock
 from swarmdesk.core.migrate import upgrade
 from swarmdesk.core.models import Base
 from swarmdesk.main import create_app
+from swarmdesk.realtime.server_protocol import WebSocketProtocol
 from swarmdesk.runtime import Runtime, create_runtime
 from tests.support import Harness
 
@@ -128,7 +129,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                                   lifespan="off", ws="websockets-sansio"))
+                                                   lifespan="off", ws=WebSocketProtocol))
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:

@@ -26,6 +26,7 @@ from swarmdesk.core.logging import configure_logging
 from swarmdesk.demo import texts as demo_texts
 from swarmdesk.demo.seed import DEMO_PASSWORD, seed_demo
 from swarmdesk.main import create_app
+from swarmdesk.realtime.server_protocol import WebSocketProtocol
 from swarmdesk.runtime import create_runtime, tune_gc_for_serving
 
 app = typer.Typer(help="Swarmdesk: one system of engagement for customer service.", no_args_is_help=True,
@@ -64,7 +65,7 @@ class GracefulServer(uvicorn.Server):
 def _serve(settings: Settings, host: str, port: int) -> None:
     configure_logging(settings.log_level, settings.log_json)
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=10, ws_max_size=1024 * 1024, lifespan="on", ws="websockets-sansio",
+                            timeout_graceful_shutdown=10, ws_max_size=1024 * 1024, lifespan="on", ws=WebSocketProtocol,
                             # Compressing every frame for every socket costs more CPU than the bytes saved.
                             ws_per_message_deflate=False,
                             proxy_headers=True)

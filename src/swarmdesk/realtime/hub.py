@@ -2,6 +2,11 @@
 
 Indexes by account, role, team, user and contact make a delivery cost proportional to its
 recipients, not to the number of sockets. The frame is serialized once per event and shared.
+
+A WebSocket client whose stream has caught up (replayed what it missed, sent everything queued) is
+written to directly: the event's WebSocket frame is built once and each such socket gets one
+transport write, with no task wake-up. Every other client — replaying, sending, over its write
+buffer, on SSE — gets the event queued and its stream task sends it, in order, through ASGI.
 """
 
 from __future__ import annotations
@@ -14,15 +19,18 @@ from typing import Any
 
 from swarmdesk.events.base import Audience, RoutedEvent
 from swarmdesk.realtime.queues import QueueInfo
+from swarmdesk.realtime.wire import WriteFrame, events_payload, text_frame
 
 log = logging.getLogger(__name__)
 
 # A client that falls this far behind is cut off and told to resume; it reconnects and replays.
 MAX_PENDING = 5000
+# Events the stream itself must see (it ends the stream after sending them): never written directly.
+STREAM_CONTROL = frozenset({"access.changed"})
 
 
 class Client:
-    __slots__ = ("info", "pending", "last_sent", "overflowed", "_closed")
+    __slots__ = ("info", "pending", "last_sent", "overflowed", "_closed", "write_frame", "busy")
 
     def __init__(self, info: QueueInfo) -> None:
         self.info = info
@@ -30,6 +38,15 @@ class Client:
         self.last_sent = 0
         self.overflowed = False
         self._closed = False
+        # Set by a WebSocket stream that may be written to directly (``wire.WRITE_FRAME``).
+        self.write_frame: WriteFrame | None = None
+        # The stream task is replaying or sending: events queue behind it, so they keep their order.
+        self.busy = True
+
+    def caught_up(self) -> bool:
+        """Whether an event may be written now, ahead of nothing: a direct writer, an idle stream,
+        nothing queued (a queued event, even one a woken stream has not taken yet, goes first)."""
+        return self.write_frame is not None and not self.busy and not self._closed and self.pending.empty()
 
     def push(self, event: RoutedEvent) -> None:
         if self._closed:
@@ -110,6 +127,7 @@ class Hub:
         self._by_team: dict[tuple[int, int], set[Client]] = defaultdict(set)
         self._by_user: dict[tuple[int, int], set[Client]] = defaultdict(set)
         self._by_contact: dict[tuple[int, int], set[Client]] = defaultdict(set)
+        self.direct_writes = 0  # frames written straight to a socket (the rest went through a stream)
 
     def _keys(self, client: Client) -> Iterable[tuple[dict, tuple]]:
         info = client.info
@@ -165,7 +183,18 @@ class Hub:
         return found
 
     def dispatch(self, event: RoutedEvent) -> None:
+        frame: bytes | None = None
+        direct = event.type not in STREAM_CONTROL
         for client in self.recipients(event):
+            if direct and client.caught_up():
+                if event.id <= client.last_sent:
+                    continue  # already sent (replay overlaps the live stream)
+                if frame is None:
+                    frame = text_frame(events_payload((event,)))
+                if client.write_frame(frame):  # type: ignore[misc]  # caught_up() checked it
+                    client.last_sent = event.id
+                    self.direct_writes += 1
+                    continue
             client.push(event)
 
     async def close_all(self) -> None:

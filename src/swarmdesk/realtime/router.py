@@ -38,6 +38,7 @@ from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX
 from swarmdesk.events.base import RoutedEvent
 from swarmdesk.realtime.hub import Client, connection_hooks, includes
 from swarmdesk.realtime.queues import QueueInfo, new_queue_id
+from swarmdesk.realtime.wire import HEARTBEAT, WRITE_FRAME, WriteFrame, events_payload
 from swarmdesk.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,13 @@ async def _still_allowed(runtime: Runtime, info: QueueInfo) -> bool:
 
 
 async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
-                  send: Callable[[list[RoutedEvent]], Awaitable[None]]) -> bool:
-    """Replay, then stream live events to one client. Returns False when the client must reload."""
+                  send: Callable[[list[RoutedEvent]], Awaitable[None]],
+                  write_frame: WriteFrame | None = None) -> bool:
+    """Replay, then stream live events to one client. Returns False when the client must reload.
+
+    With ``write_frame`` (a WebSocket under ``server_protocol``), the hub writes live events straight
+    to the socket whenever this task is idle with nothing queued; this task sends what queued up
+    meanwhile (during the replay, its own sends, or while the socket's buffer was full)."""
     client = Client(info)
     runtime.hub.attach(client)
     await connection_hooks.fire_connected(runtime, info)
@@ -125,14 +131,20 @@ async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
             client.last_sent = missed[-1].id
             if any(e.type == "access.changed" for e in missed):
                 return False
+        client.write_frame = write_frame
         while True:
+            # Idle: the hub may write to the socket directly. No await between the get returning
+            # and ``busy`` going up, so nothing is written directly ahead of what this task took.
+            client.busy = False
             try:
                 # Not wait_for: in 3.11 it wraps the get in a new task each time, per event per socket.
                 async with asyncio.timeout(HEARTBEAT_SECONDS):
                     first = await client.pending.get()
             except TimeoutError:
+                client.busy = True
                 await send([])
                 continue
+            client.busy = True
             batch = [first]
             while not client.pending.empty() and len(batch) < 500:
                 batch.append(client.pending.get_nowait())
@@ -146,15 +158,14 @@ async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
                 if any(e.type == "access.changed" for e in fresh):
                     return False
     finally:
+        client.write_frame = None
         runtime.hub.detach(client)
         # Shielded: the stream's task is being cancelled when the socket closes.
         await asyncio.shield(connection_hooks.fire_disconnected(runtime, info))
 
 
 def _events_frame(events: list[RoutedEvent]) -> str:
-    if not events:
-        return '{"op":"heartbeat"}'
-    return (b'{"op":"events","events":[' + b",".join(e.frame for e in events) + b"]}").decode()
+    return (events_payload(events) if events else HEARTBEAT).decode()
 
 
 @router.websocket("/ws")
@@ -169,6 +180,7 @@ async def websocket_endpoint(websocket: WebSocket, queue_id: str = Query(max_len
         await websocket.close(code=4000)
         return
     after = last_event_id if last_event_id is not None else info.last_acked
+    write_frame = websocket.scope.get("extensions", {}).get(WRITE_FRAME)
 
     async def send(events: list[RoutedEvent]) -> None:
         await websocket.send_text(_events_frame(events))
@@ -187,7 +199,7 @@ async def websocket_endpoint(websocket: WebSocket, queue_id: str = Query(max_len
                 await websocket.send_text('{"op":"pong"}')
 
     reader = asyncio.create_task(read_acks())
-    streamer = asyncio.create_task(_stream(runtime, info, after, send))
+    streamer = asyncio.create_task(_stream(runtime, info, after, send, write_frame))
     try:
         done, _ = await asyncio.wait({reader, streamer}, return_when=asyncio.FIRST_COMPLETED)
         if streamer in done and not streamer.cancelled() and streamer.exception() is None:

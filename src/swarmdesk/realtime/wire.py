@@ -1,0 +1,40 @@
+"""What goes on the wire to a socket: the events frame, and the WebSocket frame around it.
+
+A server's WebSocket frames are not masked (RFC 6455 §5.1), so one event's frame is the same bytes
+for every socket that receives it: the hub builds it once and each socket's share of the fan-out is
+one ``transport.write``. uvicorn's sans-I/O WebSocket protocol, subclassed in
+``realtime.server_protocol``, offers that write to the app under ``WRITE_FRAME`` in the ASGI scope's
+extensions; under any other server the extension is absent and the stream sends through ASGI.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+
+from swarmdesk.events.base import RoutedEvent
+
+# The ASGI scope extension: ``write_frame(frame: bytes) -> bool`` writes one whole frame now, or
+# returns False (closing, or the peer reads too slowly) and the caller sends through ASGI instead.
+WRITE_FRAME = "swarmdesk.websocket.write_frame"
+WriteFrame = Callable[[bytes], bool]
+
+HEARTBEAT = b'{"op":"heartbeat"}'
+
+
+def events_payload(events: Iterable[RoutedEvent]) -> bytes:
+    """``{"op":"events","events":[…]}`` from the events' own frames (each serialized once)."""
+    return b'{"op":"events","events":[' + b",".join(e.frame for e in events) + b"]}"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One final, unmasked, uncompressed WebSocket text frame (valid with permessage-deflate too:
+    a message without RSV1 is not compressed, RFC 7692 §6)."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
