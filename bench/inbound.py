@@ -7,13 +7,19 @@ processes.
 
   python -m bench.inbound --backend sqlite --processes 1 --messages 5000 --concurrency 32
   python -m bench.inbound --backend postgres --processes 2 --messages 5000 --concurrency 32
-  python -m bench.inbound --backend sqlite --rate 200 --sockets 1000 --teams 20 --seconds 20
+  python -m bench.inbound --backend sqlite --rate 200 --sockets 1000 --teams 20 --seconds 20 --warmup 3
+
+Latency runs start once the servers are quiet after the sockets connected (each connection records
+the agent's presence), after ``--warmup`` seconds of the same load that are not measured; the socket
+clients run without the garbage collector (the instrument must not pause); ``--timeline`` prints
+p50/p99/max per second of the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing as mp
 import os
 import statistics
@@ -47,7 +53,7 @@ def _socket_worker(urls: list[tuple[str, str, int]], ready: mp.Queue, results: m
     """Connects agent sockets and records, per delivered message.created, receive - send time."""
 
     async def run() -> None:
-        latencies: list[float] = []
+        latencies: list[tuple[float, float]] = []  # (sent at, latency)
         frames = 0
 
         async def one(ws_url: str, queue_id: str, last_id: int, sample: bool) -> None:
@@ -55,21 +61,22 @@ def _socket_worker(urls: list[tuple[str, str, int]], ready: mp.Queue, results: m
             async with websockets.connect(f"{ws_url}/api/v1/realtime/ws?queue_id={queue_id}&last_event_id={last_id}",
                                           max_size=None, ping_interval=None) as ws:
                 ready.put(1)
-                while not stop.is_set():
-                    try:
-                        raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
-                    except TimeoutError:
-                        continue
+                # No wait_for per frame (in 3.11 it makes a task each time): run() cancels us.
+                async for raw in ws:
                     now = time.time()
-                    frames += raw.count('"type":"message.created"')
+                    frames += raw.count('"content":"t=')  # measured messages (not the warm-up's)
                     if not sample:
                         continue  # every socket receives; one in ten measures (keeps client CPU low)
                     for event in orjson.loads(raw).get("events", ()):
                         if event["type"] == "message.created":
                             content = event["message"]["content"]
                             if content.startswith("t="):
-                                latencies.append(now - float(content[2:].split(" ", 1)[0]))
+                                sent = float(content[2:].split(" ", 1)[0])
+                                latencies.append((sent, now - sent))
 
+        # The measuring instrument must not pause: no collector runs while frames are being timed
+        # (a full collection over 500 connections' objects stalled the reads for 0.2-0.4 s).
+        gc.disable()
         tasks = [asyncio.create_task(one(*u, sample=(i % 10 == 0))) for i, u in enumerate(urls)]
         while not stop.is_set():
             await asyncio.sleep(0.2)
@@ -157,32 +164,42 @@ async def main(args: argparse.Namespace) -> dict:
                 w.start()
             for _ in urls:
                 ready.get(timeout=120)
+            # Connecting 1,000 agents is work for the servers (each connection records presence):
+            # measure the steady state, once they are quiet, and say how long that took.
+            t_settle = time.perf_counter()
+            await _settle(procs)
+            result["settle_seconds"] = round(time.perf_counter() - t_settle, 2)
 
         n = args.messages if not args.rate else int(args.rate * args.seconds)
-        reqs = []
-        for i in range(n):
-            reqs.append(i)
         conns = [RawConnection("127.0.0.1", ports[i % len(ports)]) for i in range(args.concurrency)]
         statuses: list[int] = []
+
+        def request_for(i: int, prefix: str) -> bytes:
+            return signed_request(fx.inbox_public_key, fx.inbox_secret,
+                                  {"message_id": f"{prefix}-{i}", "contact": {"source_id": f"cust-{i % contacts}"},
+                                   "content": f"{prefix}={time.time():.6f} where is my parcel? order #{i}"}, "bench")
+
+        async def load(count: int, prefix: str, into: list[int]) -> None:
+            start, it = time.perf_counter(), iter(range(count))
+
+            async def run(conn: RawConnection) -> None:
+                for i in it:
+                    if args.rate:
+                        delay = start + i / args.rate - time.perf_counter()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    into.append(await conn.request(request_for(i, prefix)))
+
+            await asyncio.gather(*(run(c) for c in conns))
+
+        if args.warmup and args.rate:
+            # The same load, unmeasured (content "w=…"): the pools and caches a steady state has.
+            warm: list[int] = []
+            await load(int(args.rate * args.warmup), "w", warm)
+            result["warmup"] = {"seconds": args.warmup, "messages": len(warm), "ok": sum(s == 200 for s in warm)}
         cpu0 = sum(cpu_seconds(p.pid) for p in procs)
         t0 = time.perf_counter()
-        it = iter(range(n))
-
-        def request_for(i: int, host: str) -> bytes:
-            return signed_request(fx.inbox_public_key, fx.inbox_secret,
-                                  {"message_id": f"m-{i}", "contact": {"source_id": f"cust-{i % contacts}"},
-                                   "content": f"t={time.time():.6f} where is my parcel? order #{i}"}, host)
-
-        async def run(conn: RawConnection) -> None:
-            for i in it:
-                if args.rate:
-                    due = t0 + i / args.rate
-                    delay = due - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                statuses.append(await conn.request(request_for(i, "bench")))
-
-        await asyncio.gather(*(run(c) for c in conns))
+        await load(n, "t", statuses)
         elapsed = time.perf_counter() - t0
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
         frames, latencies = 0, []
@@ -200,8 +217,17 @@ async def main(args: argparse.Namespace) -> dict:
             "msg_per_s": round(n / elapsed, 1), "server_cpu_ms_per_msg": round(cpu / n * 1000, 2),
             "socket_deliveries": frames, "deliveries_per_s": round(frames / elapsed, 1),
         })
+        if latencies and args.timeline:
+            # p50/p99/max per second of the run, by when the message was sent: growth means a backlog.
+            start = min(sent for sent, _ in latencies)
+            by_second: dict[int, list[float]] = {}
+            for sent, lat in latencies:
+                by_second.setdefault(int(sent - start), []).append(lat)
+            result["timeline_ms"] = {str(s): [round(statistics.median(v) * 1000, 1),
+                                         round(sorted(v)[int(len(v) * 0.99) - 1] * 1000, 1), round(max(v) * 1000, 1)]
+                                     for s, v in sorted(by_second.items())}
         if latencies:
-            latencies.sort()
+            latencies = sorted(lat for _, lat in latencies)
             result["latency_ms"] = {"p50": round(statistics.median(latencies) * 1000, 1),
                                     "p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
                                     "max": round(latencies[-1] * 1000, 1)}
@@ -210,6 +236,16 @@ async def main(args: argparse.Namespace) -> dict:
         for p in procs:
             stop_server(p)
         await _drop(dbname)
+
+
+async def _settle(procs: list, quiet: float = 0.05, timeout: float = 60.0) -> None:  # noqa: ANN001
+    """Waits until the server processes use under ``quiet`` of a core over half a second."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        before = sum(cpu_seconds(p.pid) for p in procs)
+        await asyncio.sleep(0.5)
+        if (sum(cpu_seconds(p.pid) for p in procs) - before) / 0.5 < quiet * len(procs):
+            return
 
 
 async def _admin_headers(port: int, fx) -> dict[str, str]:  # noqa: ANN001
@@ -230,6 +266,9 @@ if __name__ == "__main__":
     parser.add_argument("--teams", type=int, default=20)
     parser.add_argument("--rate", type=float, default=0.0, help="messages per second (0: as fast as possible)")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="seconds of the same load before measuring (with --rate)")
+    parser.add_argument("--timeline", action="store_true", help="latency p50/p99/max per second of the run")
     args = parser.parse_args()
     print(machine())
     print(orjson.dumps(asyncio.run(main(args)), option=orjson.OPT_INDENT_2).decode())
