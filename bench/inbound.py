@@ -34,6 +34,7 @@ import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench import wsclient
 from bench.common import (
     RawConnection,
     cpu_seconds,
@@ -49,30 +50,41 @@ PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+asyncpg://postgres@127.0
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")
 
 
-def _socket_worker(urls: list[tuple[str, str, int]], ready: mp.Queue, results: mp.Queue, stop: mp.Event) -> None:
+def _socket_worker(urls: list[tuple[str, str, int]], ready: mp.Queue, results: mp.Queue, stop: mp.Event,
+                   client: str = "lean") -> None:
     """Connects agent sockets and records, per delivered message.created, receive - send time."""
 
     async def run() -> None:
         latencies: list[tuple[float, float]] = []  # (sent at, latency)
         frames = 0
 
-        async def one(ws_url: str, queue_id: str, last_id: int, sample: bool) -> None:
+        def on_frame(raw: bytes, now: float, sample: bool) -> None:
             nonlocal frames
-            async with websockets.connect(f"{ws_url}/api/v1/realtime/ws?queue_id={queue_id}&last_event_id={last_id}",
-                                          max_size=None, ping_interval=None) as ws:
+            frames += raw.count(b'"content":"t=')  # measured messages (not the warm-up's)
+            if not sample:
+                return  # every socket receives; one in ten measures (keeps client CPU low)
+            for event in orjson.loads(raw).get("events", ()):
+                if event["type"] == "message.created":
+                    content = event["message"]["content"]
+                    if content.startswith("t="):
+                        sent = float(content[2:].split(" ", 1)[0])
+                        latencies.append((sent, now - sent))
+
+        async def one(ws_url: str, queue_id: str, last_id: int, sample: bool) -> None:
+            url = f"{ws_url}/api/v1/realtime/ws?queue_id={queue_id}&last_event_id={last_id}"
+            if client == "lean":
+                sock = await wsclient.connect(url, lambda raw, now: on_frame(raw, now, sample))
+                ready.put(1)
+                try:
+                    await sock.closed
+                finally:
+                    sock.transport.close()
+                return
+            async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
                 ready.put(1)
                 # No wait_for per frame (in 3.11 it makes a task each time): run() cancels us.
                 async for raw in ws:
-                    now = time.time()
-                    frames += raw.count('"content":"t=')  # measured messages (not the warm-up's)
-                    if not sample:
-                        continue  # every socket receives; one in ten measures (keeps client CPU low)
-                    for event in orjson.loads(raw).get("events", ()):
-                        if event["type"] == "message.created":
-                            content = event["message"]["content"]
-                            if content.startswith("t="):
-                                sent = float(content[2:].split(" ", 1)[0])
-                                latencies.append((sent, now - sent))
+                    on_frame(raw.encode(), time.time(), sample)
 
         # The measuring instrument must not pause: no collector runs while frames are being timed
         # (a full collection over 500 connections' objects stalled the reads for 0.2-0.4 s).
@@ -121,7 +133,7 @@ async def main(args: argparse.Namespace) -> dict:
     fx = await seed(settings, agents=max(args.sockets, 1), teams=args.teams)
     ports = [8790 + i for i in range(args.processes)]
     procs = [start_server(env, p) for p in ports]
-    result: dict = {"backend": args.backend, "processes": args.processes, "sockets": args.sockets,
+    result: dict = {"backend": args.backend, "processes": args.processes, "sockets": args.sockets, "client": args.client,
                     "teams": args.teams}
     try:
         admin_headers = await _admin_headers(ports[0], fx)
@@ -159,7 +171,8 @@ async def main(args: argparse.Namespace) -> dict:
         workers = []
         if urls:
             chunks = [urls[i::args.socket_procs] for i in range(args.socket_procs)]
-            workers = [mp.Process(target=_socket_worker, args=(chunk, ready, results, stop)) for chunk in chunks]
+            workers = [mp.Process(target=_socket_worker, args=(chunk, ready, results, stop, args.client))
+                       for chunk in chunks]
             for w in workers:
                 w.start()
             for _ in urls:
@@ -266,6 +279,8 @@ if __name__ == "__main__":
     parser.add_argument("--teams", type=int, default=20)
     parser.add_argument("--rate", type=float, default=0.0, help="messages per second (0: as fast as possible)")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--client", choices=["lean", "websockets"], default="lean",
+                        help="socket client: bench.wsclient (little CPU per frame) or the websockets library")
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="seconds of the same load before measuring (with --rate)")
     parser.add_argument("--timeline", action="store_true", help="latency p50/p99/max per second of the run")
