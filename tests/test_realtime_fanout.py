@@ -1,6 +1,7 @@
-"""The hub's fan-out: a caught-up WebSocket gets each event's frame written directly (built once for
-every socket), a socket that falls behind gets the rest through its stream — in order, none lost,
-none twice — and the frames are what any WebSocket client parses.
+"""The hub's fan-out: a caught-up WebSocket gets the events of one turn of the event loop written
+directly as one frame (built once for every socket with the same events), a socket that falls
+behind gets the rest through its stream — in order, none lost, none twice — and the frames are what
+any WebSocket client parses.
 
 Over real sockets against the live uvicorn server, which serves with ``realtime.server_protocol``.
 """
@@ -45,17 +46,20 @@ async def publish(h: Harness, account_id: int, user_ids: list[int], texts: list[
     await h.runtime.bus.publish([Filler(account_id=account_id, audience=audience, text=t) for t in texts])
 
 
-async def receive(ws, count: int) -> list[dict[str, Any]]:  # noqa: ANN001
+async def receive(ws, count: int, frames: list[int] | None = None) -> list[dict[str, Any]]:  # noqa: ANN001
+    """Exactly ``count`` events; ``frames`` gets how many frames carried them."""
     got: list[dict[str, Any]] = []
     while len(got) < count:
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert frame["op"] == "events", frame
         got.extend(frame["events"])
+        if frames is not None:
+            frames.append(len(frame["events"]))
     assert len(got) == count
     return got
 
 
-async def test_caught_up_sockets_are_written_directly_once_per_event_in_order(h: Harness, live) -> None:  # noqa: ANN001
+async def test_caught_up_sockets_get_a_turns_events_in_one_direct_write(h: Harness, live) -> None:  # noqa: ANN001
     ctx = await h.make_account()
     agents = [await h.make_user(ctx, f"agent{i}", Role.agent) for i in range(3)]
     other = await h.make_user(ctx, "other", Role.agent)
@@ -71,17 +75,35 @@ async def test_caught_up_sockets_are_written_directly_once_per_event_in_order(h:
         fence = [(await receive(ws, 1))[0]["id"] for ws in (a, b, c, d)]
         assert len(set(fence)) == 1
         before = hub.direct_writes
+        # One publish (one commit's events): one frame per socket, all 50 in order.
         await publish(h, ctx.account_id, users, [f"event {i}" for i in range(50)])
-        await publish(h, ctx.account_id, [other.user_id], ["only d"])
         for ws in (a, b, c):
-            events = await receive(ws, 50)
+            frames: list[int] = []
+            events = await receive(ws, 50, frames)
+            assert frames == [50]
             assert [e["text"] for e in events] == [f"event {i}" for i in range(50)]
             assert [e["id"] for e in events] == list(range(fence[0] + 1, fence[0] + 51))
-        # d was not in the audience of the 50: the next thing it gets is its own event.
-        (only,) = await receive(d, 1)
-        assert (only["text"], only["id"]) == ("only d", fence[0] + 51)
+        assert hub.direct_writes - before == 3
+        # Publishes in separate turns: a frame each; d was in none of the audiences above.
+        for i in range(3):
+            await publish(h, ctx.account_id, [users[0], other.user_id], [f"later {i}"])
+            await asyncio.sleep(0)
+        frames = []
+        assert [e["text"] for e in await receive(a, 3, frames)] == ["later 0", "later 1", "later 2"]
+        assert frames == [1, 1, 1]
+        only = await receive(d, 3)
+        assert [e["id"] for e in only] == list(range(fence[0] + 51, fence[0] + 54))
         # Every delivery went straight to the socket; none through a stream task.
-        assert hub.direct_writes - before == 50 * 3 + 1
+        assert hub.direct_writes - before == 3 + 6
+
+
+def _send_buffer_max() -> int:
+    """The most a socket's kernel send buffer grows to here (Linux's tcp_wmem maximum)."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            return int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 * 1024 * 1024
 
 
 async def test_a_socket_that_stops_reading_gets_every_event_in_order_once_it_reads_again(h: Harness,  # noqa: ANN001
@@ -90,7 +112,7 @@ async def test_a_socket_that_stops_reading_gets_every_event_in_order_once_it_rea
     slow, fast = await h.make_user(ctx, "slow", Role.agent), await h.make_user(ctx, "fast", Role.agent)
     reg_slow, reg_fast = await register(live, slow.headers), await register(live, fast.headers)
     # The slow client's socket takes little into its kernel buffer, and its library stops reading
-    # after one queued message: the server's socket buffer (at most tcp_wmem's 4 MiB) fills, then
+    # after one queued message: the server's socket buffer (up to tcp_wmem's maximum) fills, then
     # its transport's buffer, and the transport pauses writing.
     sock = socket.create_connection(("127.0.0.1", live.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65_536)
@@ -103,15 +125,16 @@ async def test_a_socket_that_stops_reading_gets_every_event_in_order_once_it_rea
         await receive(slow_ws, 1)
         await receive(fast_ws, 1)
         before = hub.direct_writes
-        count = 500
-        texts = [f"{i:05d} " + "x" * 16_000 for i in range(count)]  # 8 MB: more than the buffers hold
+        # Twice what the kernel buffers can hold, in publishes of 20 events of 16 kB.
+        count = (2 * _send_buffer_max() + 2 * 1024 * 1024) // 16_000 // 20 * 20 + 20
+        texts = [f"{i:05d} " + "x" * 16_000 for i in range(count)]
         fast_got: list[dict[str, Any]] = []
-        for start in range(0, len(texts), 50):
-            await publish(h, ctx.account_id, [slow.user_id, fast.user_id], texts[start:start + 50])
-            fast_got += await receive(fast_ws, 50)  # the fast one keeps up meanwhile
-        # Some of the slow socket's events could not be written: they waited in its stream's queue.
-        assert hub.direct_writes - before < 2 * len(texts)
-        got = await receive(slow_ws, len(texts))
+        for start in range(0, count, 20):
+            await publish(h, ctx.account_id, [slow.user_id, fast.user_id], texts[start:start + 20])
+            fast_got += await receive(fast_ws, 20)  # the fast one keeps up meanwhile
+        # Some of the slow socket's frames could not be written: their events waited in its queue.
+        assert hub.direct_writes - before < 2 * (count // 20)
+        got = await receive(slow_ws, count)
         assert [e["text"][:5] for e in got] == [f"{i:05d}" for i in range(count)]
         ids = [e["id"] for e in got]
         assert ids == list(range(ids[0], ids[0] + count))
@@ -122,6 +145,41 @@ async def test_a_socket_that_stops_reading_gets_every_event_in_order_once_it_rea
         assert (await receive(slow_ws, 1))[0]["id"] == ids[-1] + 1
         assert (await receive(fast_ws, 1))[0]["id"] == ids[-1] + 1
         assert hub.direct_writes - before == 2
+
+
+async def test_nothing_after_an_access_change_is_sent_and_the_socket_reloads(h: Harness, live) -> None:  # noqa: ANN001
+    ctx = await h.make_account()
+    agent = await h.make_user(ctx, "agent", Role.agent)
+    reg = await register(live, agent.headers)
+    async with ws_connect(f"{live.ws_url}/api/v1/realtime/ws?queue_id={reg['queue_id']}") as ws:
+        await publish(h, ctx.account_id, [agent.user_id], ["fence"])
+        await receive(ws, 1)
+        audience = Audience(user_ids=(agent.user_id,))
+        await h.runtime.bus.publish([Filler(account_id=ctx.account_id, audience=audience, text="before"),
+                                     Filler(type="access.changed", account_id=ctx.account_id, audience=audience,
+                                            text="changed"),
+                                     Filler(account_id=ctx.account_id, audience=audience, text="after")])
+        events = await receive(ws, 2)
+        assert [e["text"] for e in events] == ["before", "changed"]
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) == {"op": "reload"}
+        await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+
+
+async def test_a_socket_fed_directly_gets_no_heartbeat_until_it_is_quiet(h: Harness, live,  # noqa: ANN001
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmdesk.realtime import router as realtime_router
+
+    monkeypatch.setattr(realtime_router, "HEARTBEAT_SECONDS", 0.4)
+    ctx = await h.make_account()
+    agent = await h.make_user(ctx, "agent", Role.agent)
+    reg = await register(live, agent.headers)
+    async with ws_connect(f"{live.ws_url}/api/v1/realtime/ws?queue_id={reg['queue_id']}") as ws:
+        for i in range(12):  # 1.2 s of events, 0.1 s apart: never quiet for 0.4 s
+            await publish(h, ctx.account_id, [agent.user_id], [f"e{i}"])
+            frame = orjson.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert frame["op"] == "events" and frame["events"][0]["text"] == f"e{i}", frame
+            await asyncio.sleep(0.1)
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 2.0)) == {"op": "heartbeat"}
 
 
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65_535, 65_536, 200_000])
@@ -160,7 +218,7 @@ def test_the_events_payload_is_the_frames_joined() -> None:
     assert orjson.loads(events_payload(events)) == {"op": "events", "events": [{"id": 1}, {"id": 2}]}
 
 
-def test_an_event_is_never_written_ahead_of_one_queued_before_it() -> None:
+async def test_an_event_is_never_written_ahead_of_one_queued_before_it() -> None:
     """The hub's ordering rule on its own: a direct write only to an idle stream with nothing
     queued. (Over sockets both guards hold at once, so each is checked here alone.)"""
     from swarmdesk.events.base import RoutedEvent
@@ -183,17 +241,56 @@ def test_an_event_is_never_written_ahead_of_one_queued_before_it() -> None:
         return RoutedEvent(i, "t", 1, Audience(user_ids=(7,)), orjson.dumps({"id": i}))
 
     client.write_frame, client.busy = write, False
-    hub.dispatch(event(1))  # the socket's buffer is full: queued for the stream
+    hub.dispatch(event(1))
+    await asyncio.sleep(0)  # the turn ends: the socket's buffer is full, so 1 is queued for the stream
+    assert written == [] and client.pending.qsize() == 1
     accept[0] = True
     hub.dispatch(event(2))  # writable again, but 1 is still queued: 2 queues behind it
+    await asyncio.sleep(0)
     assert written == [] and client.pending.qsize() == 2
     client.pending.get_nowait(), client.pending.get_nowait()
     client.busy = True  # the stream is sending them
     hub.dispatch(event(3))
+    await asyncio.sleep(0)
     assert written == [] and client.pending.qsize() == 1
     client.pending.get_nowait()
     client.last_sent, client.busy = 3, False  # sent; idle with nothing queued
     hub.dispatch(event(3))  # a repeat (replay overlapping the live stream) is dropped
     hub.dispatch(event(4))
-    assert written == [text_frame(events_payload([event(4)]))]
-    assert (client.last_sent, client.pending.qsize(), hub.direct_writes) == (4, 0, 1)
+    hub.dispatch(event(5))
+    await asyncio.sleep(0)
+    assert written == [text_frame(events_payload([event(4), event(5)]))]  # one turn, one frame
+    assert (client.last_sent, client.pending.qsize(), hub.direct_writes) == (5, 0, 1)
+    # A staged event goes to the queue, ahead of one that must go through the stream.
+    hub.dispatch(event(6))
+    hub.dispatch(RoutedEvent(7, "access.changed", 1, Audience(user_ids=(7,)), b'{"id":7}'))
+    await asyncio.sleep(0)
+    assert [client.pending.get_nowait().id for _ in range(2)] == [6, 7]
+    assert len(written) == 1
+
+
+async def test_a_socket_write_that_raises_does_not_stop_the_fan_out(caplog: pytest.LogCaptureFixture) -> None:
+    from swarmdesk.events.base import RoutedEvent
+    from swarmdesk.realtime.hub import Client, Hub
+    from swarmdesk.realtime.queues import QueueInfo
+
+    hub = Hub()
+    clients = [Client(QueueInfo(queue_id=f"q{i}", account_id=1, principal_kind="user", principal_id=i,
+                                role="agent", last_acked=0)) for i in (1, 2)]
+    written: list[bytes] = []
+
+    def broken(frame: bytes) -> bool:
+        raise OSError("socket gone")
+
+    def fine(frame: bytes) -> bool:
+        written.append(frame)
+        return True
+
+    for client, writer in zip(clients, (broken, fine), strict=True):
+        hub.attach(client)
+        client.write_frame, client.busy = writer, False
+    hub.dispatch(RoutedEvent(1, "t", 1, Audience(user_ids=(1, 2)), b'{"id":1}'))
+    await asyncio.sleep(0)
+    assert len(written) == 1  # the other socket still got it
+    assert clients[0].write_frame is None and clients[0].pending.get_nowait().id == 1  # its stream sends it
+    assert "direct socket write failed" in caplog.text

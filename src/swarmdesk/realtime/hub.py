@@ -4,15 +4,18 @@ Indexes by account, role, team, user and contact make a delivery cost proportion
 recipients, not to the number of sockets. The frame is serialized once per event and shared.
 
 A WebSocket client whose stream has caught up (replayed what it missed, sent everything queued) is
-written to directly: the event's WebSocket frame is built once and each such socket gets one
-transport write, with no task wake-up. Every other client — replaying, sending, over its write
-buffer, on SSE — gets the event queued and its stream task sends it, in order, through ASGI.
+written to directly: the events dispatched for it in one turn of the event loop (a commit's events,
+a read of the Redis stream) are staged and, at the end of that turn, written as one frame — built
+once for every socket that gets the same events — with one transport write and no task wake-up.
+Every other client — replaying, sending, over its write buffer, on SSE — gets events queued and its
+stream task sends them, in order, through ASGI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -30,7 +33,8 @@ STREAM_CONTROL = frozenset({"access.changed"})
 
 
 class Client:
-    __slots__ = ("info", "pending", "last_sent", "overflowed", "_closed", "write_frame", "busy")
+    __slots__ = ("info", "pending", "last_sent", "overflowed", "_closed", "write_frame", "busy", "staged",
+                 "last_write")
 
     def __init__(self, info: QueueInfo) -> None:
         self.info = info
@@ -42,11 +46,20 @@ class Client:
         self.write_frame: WriteFrame | None = None
         # The stream task is replaying or sending: events queue behind it, so they keep their order.
         self.busy = True
+        # Events for this turn's direct write (None: nothing staged).
+        self.staged: list[RoutedEvent] | None = None
+        self.last_write = time.monotonic()  # of anything to the socket (the heartbeat waits for quiet)
 
     def caught_up(self) -> bool:
-        """Whether an event may be written now, ahead of nothing: a direct writer, an idle stream,
+        """Whether an event may go out directly, ahead of nothing: a direct writer, an idle stream,
         nothing queued (a queued event, even one a woken stream has not taken yet, goes first)."""
         return self.write_frame is not None and not self.busy and not self._closed and self.pending.empty()
+
+    def unstage(self) -> None:
+        """What was staged goes to the stream's queue instead, ahead of what comes next."""
+        staged, self.staged = self.staged, None
+        for event in staged or ():
+            self.push(event)
 
     def push(self, event: RoutedEvent) -> None:
         if self._closed:
@@ -128,6 +141,8 @@ class Hub:
         self._by_user: dict[tuple[int, int], set[Client]] = defaultdict(set)
         self._by_contact: dict[tuple[int, int], set[Client]] = defaultdict(set)
         self.direct_writes = 0  # frames written straight to a socket (the rest went through a stream)
+        self._staged: list[Client] = []
+        self._flush_scheduled = False
 
     def _keys(self, client: Client) -> Iterable[tuple[dict, tuple]]:
         info = client.info
@@ -183,19 +198,49 @@ class Hub:
         return found
 
     def dispatch(self, event: RoutedEvent) -> None:
-        frame: bytes | None = None
         direct = event.type not in STREAM_CONTROL
         for client in self.recipients(event):
             if direct and client.caught_up():
-                if event.id <= client.last_sent:
-                    continue  # already sent (replay overlaps the live stream)
-                if frame is None:
-                    frame = text_frame(events_payload((event,)))
-                if client.write_frame(frame):  # type: ignore[misc]  # caught_up() checked it
-                    client.last_sent = event.id
-                    self.direct_writes += 1
-                    continue
+                staged = client.staged
+                if event.id <= (staged[-1].id if staged else client.last_sent):
+                    continue  # already sent or staged (replay overlaps the live stream)
+                if staged is None:
+                    client.staged = [event]
+                    self._staged.append(client)
+                    if not self._flush_scheduled:
+                        self._flush_scheduled = True
+                        asyncio.get_running_loop().call_soon(self._flush)
+                else:
+                    staged.append(event)
+                continue
+            client.unstage()
             client.push(event)
+
+    def _flush(self) -> None:
+        """End of the turn: each client's staged events as one frame, built once per distinct set."""
+        self._flush_scheduled = False
+        clients, self._staged = self._staged, []
+        frames: dict[tuple[int, ...], bytes] = {}
+        now = time.monotonic()
+        for client in clients:
+            events, client.staged = client.staged, None
+            if not events or client.write_frame is None or client._closed:
+                continue  # unstaged meanwhile, or the stream ended (its client resumes by id)
+            key = tuple(e.id for e in events)
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = text_frame(events_payload(events))
+            try:
+                written = client.write_frame(frame)
+            except Exception:  # never let one socket stop the fan-out: its stream takes over
+                log.exception("direct socket write failed")
+                client.write_frame, written = None, False
+            if written:
+                client.last_sent, client.last_write = events[-1].id, now
+                self.direct_writes += 1
+            else:
+                for event in events:
+                    client.push(event)
 
     async def close_all(self) -> None:
         for clients in list(self._by_account.values()):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
@@ -36,7 +37,7 @@ from swarmdesk.conversations import service as conversations_service
 from swarmdesk.core.errors import NotAuthenticated
 from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX
 from swarmdesk.events.base import RoutedEvent
-from swarmdesk.realtime.hub import Client, connection_hooks, includes
+from swarmdesk.realtime.hub import STREAM_CONTROL, Client, connection_hooks, includes
 from swarmdesk.realtime.queues import QueueInfo, new_queue_id
 from swarmdesk.realtime.wire import HEARTBEAT, WRITE_FRAME, WriteFrame, events_payload
 from swarmdesk.runtime import Runtime
@@ -127,22 +128,30 @@ async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
         missed = [e for e in missed if includes(e, info)]
         client.last_sent = after_id
         if missed:
+            missed, control = _until_control(missed)
             await send(missed)
-            client.last_sent = missed[-1].id
-            if any(e.type == "access.changed" for e in missed):
+            client.last_sent, client.last_write = missed[-1].id, time.monotonic()
+            if control:
                 return False
         client.write_frame = write_frame
+        timeout = HEARTBEAT_SECONDS
         while True:
             # Idle: the hub may write to the socket directly. No await between the get returning
             # and ``busy`` going up, so nothing is written directly ahead of what this task took.
             client.busy = False
             try:
                 # Not wait_for: in 3.11 it wraps the get in a new task each time, per event per socket.
-                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                async with asyncio.timeout(timeout):
                     first = await client.pending.get()
             except TimeoutError:
+                # Direct writes do not wake this task: a heartbeat only after a quiet period.
+                quiet = time.monotonic() - client.last_write
+                if quiet < HEARTBEAT_SECONDS:
+                    timeout = HEARTBEAT_SECONDS - quiet
+                    continue
                 client.busy = True
                 await send([])
+                client.last_write, timeout = time.monotonic(), HEARTBEAT_SECONDS
                 continue
             client.busy = True
             batch = [first]
@@ -153,15 +162,25 @@ async def _stream(runtime: Runtime, info: QueueInfo, after_id: int,
                 return True
             fresh = [e for e in batch if e is not None and e.id > client.last_sent]
             if fresh:
+                fresh, control = _until_control(fresh)
                 await send(fresh)
-                client.last_sent = fresh[-1].id
-                if any(e.type == "access.changed" for e in fresh):
+                client.last_sent, client.last_write = fresh[-1].id, time.monotonic()
+                if control:
                     return False
     finally:
         client.write_frame = None
         runtime.hub.detach(client)
         # Shielded: the stream's task is being cancelled when the socket closes.
         await asyncio.shield(connection_hooks.fire_disconnected(runtime, info))
+
+
+def _until_control(events: list[RoutedEvent]) -> tuple[list[RoutedEvent], bool]:
+    """The events up to and including the first that ends the stream (``hub.STREAM_CONTROL``):
+    nothing after an access change is sent under the access it replaced."""
+    for i, event in enumerate(events):
+        if event.type in STREAM_CONTROL:
+            return events[:i + 1], True
+    return events, False
 
 
 def _events_frame(events: list[RoutedEvent]) -> str:

@@ -1,7 +1,7 @@
 """What goes on the wire to a socket: the events frame, and the WebSocket frame around it.
 
-A server's WebSocket frames are not masked (RFC 6455 §5.1), so one event's frame is the same bytes
-for every socket that receives it: the hub builds it once and each socket's share of the fan-out is
+A server's WebSocket frames are not masked (RFC 6455 §5.1), so a frame of events is the same bytes
+for every socket that receives those events: the hub builds it once and each socket's share of the fan-out is
 one ``transport.write``. uvicorn's sans-I/O WebSocket protocol, subclassed in
 ``realtime.server_protocol``, offers that write to the app under ``WRITE_FRAME`` in the ASGI scope's
 extensions; under any other server the extension is absent and the stream sends through ASGI.
@@ -9,8 +9,9 @@ extensions; under any other server the extension is absent and the stream sends 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
+
+from websockets.frames import Frame, Opcode
 
 from swarmdesk.events.base import RoutedEvent
 
@@ -28,13 +29,6 @@ def events_payload(events: Iterable[RoutedEvent]) -> bytes:
 
 
 def text_frame(payload: bytes) -> bytes:
-    """One final, unmasked, uncompressed WebSocket text frame (valid with permessage-deflate too:
-    a message without RSV1 is not compressed, RFC 7692 §6)."""
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
+    """One final, unmasked, uncompressed WebSocket text frame, serialized by ``websockets`` (valid
+    with permessage-deflate too: a message without RSV1 is not compressed, RFC 7692 §6)."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)

@@ -2,6 +2,8 @@
 // resume after reconnect -> "reload" when the queue is gone), over WebSocket with SSE as fallback.
 import { api } from "./api.js";
 
+const ACK_INTERVAL_MS = 1000;
+
 export class Realtime {
   constructor({ register = () => api("POST", "/api/v1/realtime/register"), onState = () => {} } = {}) {
     this.register = register;
@@ -62,12 +64,20 @@ export class Realtime {
     this.ws = ws;
     let opened = false;
     ws.addEventListener("open", () => { opened = true; this.failures = 0; this.emit("realtime.connected", {}); });
+    let ackTimer = null;
+    let acked = this.lastEventId;
     ws.addEventListener("message", (message) => {
-      const frame = JSON.parse(message.data);
-      const before = this.lastEventId;
-      this.handle(frame);
-      if (this.lastEventId !== before && ws.readyState === WebSocket.OPEN) {
-        ws.send(JSON.stringify({ op: "ack", last_event_id: this.lastEventId }));
+      this.handle(JSON.parse(message.data));
+      // At most one ack a second: a reconnect names the last id itself, so the ack only keeps the
+      // server's position for a resume without one; an ack per frame would be thousands a second.
+      if (this.lastEventId !== acked && ackTimer === null) {
+        ackTimer = window.setTimeout(() => {
+          ackTimer = null;
+          if (ws.readyState === WebSocket.OPEN && this.lastEventId !== acked) {
+            acked = this.lastEventId;
+            ws.send(JSON.stringify({ op: "ack", last_event_id: acked }));
+          }
+        }, ACK_INTERVAL_MS);
       }
     });
     ws.addEventListener("close", () => {
