@@ -51,12 +51,12 @@ REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")
 
 
 def _socket_worker(urls: list[tuple[str, str, int]], ready: mp.Queue, results: mp.Queue, stop: mp.Event,
-                   client: str = "lean") -> None:
+                   client: str = "lean", ack_interval: float | None = 1.0) -> None:
     """Connects agent sockets and records, per delivered message.created, receive - send time."""
 
     async def run() -> None:
         latencies: list[tuple[float, float]] = []  # (sent at, latency)
-        frames = 0
+        frames = acks = 0
 
         def on_frame(raw: bytes, now: float, sample: bool) -> None:
             nonlocal frames
@@ -71,13 +71,16 @@ def _socket_worker(urls: list[tuple[str, str, int]], ready: mp.Queue, results: m
                         latencies.append((sent, now - sent))
 
         async def one(ws_url: str, queue_id: str, last_id: int, sample: bool) -> None:
+            nonlocal acks
             url = f"{ws_url}/api/v1/realtime/ws?queue_id={queue_id}&last_event_id={last_id}"
             if client == "lean":
-                sock = await wsclient.connect(url, lambda raw, now: on_frame(raw, now, sample))
+                sock = await wsclient.connect(url, lambda raw, now: on_frame(raw, now, sample),
+                                              ack_interval=ack_interval)
                 ready.put(1)
                 try:
                     await sock.closed
                 finally:
+                    acks += sock.acks
                     sock.transport.close()
                 return
             async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
@@ -95,7 +98,7 @@ def _socket_worker(urls: list[tuple[str, str, int]], ready: mp.Queue, results: m
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        results.put((frames, latencies))
+        results.put((frames, latencies, acks))
 
     asyncio.run(run())
 
@@ -171,7 +174,8 @@ async def main(args: argparse.Namespace) -> dict:
         workers = []
         if urls:
             chunks = [urls[i::args.socket_procs] for i in range(args.socket_procs)]
-            workers = [mp.Process(target=_socket_worker, args=(chunk, ready, results, stop, args.client))
+            workers = [mp.Process(target=_socket_worker, args=(chunk, ready, results, stop, args.client,
+                                                                      args.ack_interval or None))
                        for chunk in chunks]
             for w in workers:
                 w.start()
@@ -180,7 +184,7 @@ async def main(args: argparse.Namespace) -> dict:
             # Connecting 1,000 agents is work for the servers (each connection records presence):
             # measure the steady state, once they are quiet, and say how long that took.
             t_settle = time.perf_counter()
-            await _settle(procs)
+            result["settled"] = await _settle(procs)
             result["settle_seconds"] = round(time.perf_counter() - t_settle, 2)
 
         n = args.messages if not args.rate else int(args.rate * args.seconds)
@@ -215,14 +219,15 @@ async def main(args: argparse.Namespace) -> dict:
         await load(n, "t", statuses)
         elapsed = time.perf_counter() - t0
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
-        frames, latencies = 0, []
+        frames, latencies, acks_sent = 0, [], 0
         if workers:
             await asyncio.sleep(1.0)  # let the last deliveries land
             stop.set()
             for _ in workers:
-                f, lat = results.get(timeout=60)
+                f, lat, a = results.get(timeout=60)
                 frames += f
                 latencies += lat
+                acks_sent += a
             for w in workers:
                 w.join(10)
         result.update({
@@ -230,6 +235,8 @@ async def main(args: argparse.Namespace) -> dict:
             "msg_per_s": round(n / elapsed, 1), "server_cpu_ms_per_msg": round(cpu / n * 1000, 2),
             "socket_deliveries": frames, "deliveries_per_s": round(frames / elapsed, 1),
         })
+        if workers:
+            result["acks"] = acks_sent
         if latencies and args.timeline:
             # p50/p99/max per second of the run, by when the message was sent: growth means a backlog.
             start = min(sent for sent, _ in latencies)
@@ -251,14 +258,16 @@ async def main(args: argparse.Namespace) -> dict:
         await _drop(dbname)
 
 
-async def _settle(procs: list, quiet: float = 0.05, timeout: float = 60.0) -> None:  # noqa: ANN001
-    """Waits until the server processes use under ``quiet`` of a core over half a second."""
+async def _settle(procs: list, quiet: float = 0.05, timeout: float = 60.0) -> bool:  # noqa: ANN001
+    """Waits until the server processes use under ``quiet`` of a core over half a second; False
+    if they never did within ``timeout`` (the run then measures a busy server, and says so)."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         before = sum(cpu_seconds(p.pid) for p in procs)
         await asyncio.sleep(0.5)
         if (sum(cpu_seconds(p.pid) for p in procs) - before) / 0.5 < quiet * len(procs):
-            return
+            return True
+    return False
 
 
 async def _admin_headers(port: int, fx) -> dict[str, str]:  # noqa: ANN001
@@ -281,6 +290,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--client", choices=["lean", "websockets"], default="lean",
                         help="socket client: bench.wsclient (little CPU per frame) or the websockets library")
+    parser.add_argument("--ack-interval", type=float, default=1.0,
+                        help="seconds between a lean socket's acks, as realtime.js (0: never ack)")
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="seconds of the same load before measuring (with --rate)")
     parser.add_argument("--timeline", action="store_true", help="latency p50/p99/max per second of the run")

@@ -4,7 +4,9 @@ The bench's 1,000 agent sockets share the machine with the server, so every micr
 client spends per frame is taken from the server being measured. This client does the RFC 6455
 opening handshake (and checks the server's accept key), then parses frames straight from the
 transport's bytes: text frames go to ``on_text(payload: bytes, received_at: float)``, pings are
-answered, a close ends it. Server frames are never masked and never compressed (no extension is
+answered, a close ends it. With ``ack_interval`` it acknowledges the last event id it saw at most
+that often, as the workspace's ``realtime.js`` does (once a second), so the server's cost of acks
+is part of what a load test measures. Server frames are never masked and never compressed (no extension is
 offered); anything else is a protocol error here. ``websockets`` remains the reference client
 (``--client websockets``).
 """
@@ -31,8 +33,13 @@ def _masked(opcode: int, payload: bytes) -> bytes:
 
 
 class LeanSocket(asyncio.Protocol):
-    def __init__(self, path: str, host: str, on_text: Callable[[bytes, float], None]) -> None:
+    def __init__(self, path: str, host: str, on_text: Callable[[bytes, float], None],
+                 ack_interval: float | None = None) -> None:
         self._path, self._host, self._on_text = path, host, on_text
+        self._ack_interval = ack_interval
+        self._seen = self._acked = 0
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self.acks = 0
         self._key = base64.b64encode(os.urandom(16))
         self._buffer = bytearray()
         self._open = False
@@ -57,7 +64,9 @@ class LeanSocket(asyncio.Protocol):
             del self._buffer[:end + 4]
             headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:])}
             accept = base64.b64encode(hashlib.sha1(self._key + _GUID).digest()).decode()
-            if not head[0].startswith("HTTP/1.1 101") or headers.get("sec-websocket-accept") != accept:
+            if (not head[0].startswith("HTTP/1.1 101") or headers.get("sec-websocket-accept") != accept
+                    or headers.get("upgrade", "").lower() != "websocket"
+                    or "upgrade" not in headers.get("connection", "").lower()):
                 self._fail(f"handshake refused: {head[0]}")
                 return
             self._open = True
@@ -84,6 +93,8 @@ class LeanSocket(asyncio.Protocol):
             pos = start + n
             if opcode == 0x1:
                 self._on_text(payload, now)
+                if self._ack_interval is not None:
+                    self._note_ids(payload)
             elif opcode == 0x9:
                 self.transport.write(_masked(0xA, payload))  # type: ignore[union-attr]
             elif opcode == 0x8:
@@ -92,7 +103,28 @@ class LeanSocket(asyncio.Protocol):
                 return
         del buf[:pos]
 
+    def _note_ids(self, payload: bytes) -> None:
+        """The last event id of an events frame (``…{"id":N,…}]}``), and an ack scheduled for it."""
+        at = payload.rfind(b'{"id":')
+        if at < 0:
+            return
+        end = at + 6
+        while end < len(payload) and 48 <= payload[end] <= 57:
+            end += 1
+        self._seen = max(self._seen, int(payload[at + 6:end]))
+        if self._seen > self._acked and self._ack_timer is None:
+            self._ack_timer = asyncio.get_running_loop().call_later(self._ack_interval, self._ack)
+
+    def _ack(self) -> None:
+        self._ack_timer = None
+        if self._seen > self._acked and self.transport is not None and not self.transport.is_closing():
+            self._acked = self._seen
+            self.transport.write(_masked(0x1, b'{"op":"ack","last_event_id":%d}' % self._acked))
+            self.acks += 1
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
         if not self.opened.done():
             self.opened.set_exception(ConnectionError(f"closed before the handshake: {exc}"))
         if not self.closed.done():
@@ -106,11 +138,12 @@ class LeanSocket(asyncio.Protocol):
         self.transport.close()  # type: ignore[union-attr]
 
 
-async def connect(url: str, on_text: Callable[[bytes, float], None]) -> LeanSocket:
+async def connect(url: str, on_text: Callable[[bytes, float], None], *,
+                  ack_interval: float | None = None) -> LeanSocket:
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    _, protocol = await loop.create_connection(lambda: LeanSocket(path, parts.netloc, on_text),
+    _, protocol = await loop.create_connection(lambda: LeanSocket(path, parts.netloc, on_text, ack_interval),
                                                parts.hostname, parts.port or 80)
     await protocol.opened
     return protocol
