@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import orjson
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -37,7 +39,8 @@ class LeanSocket(asyncio.Protocol):
                  ack_interval: float | None = None) -> None:
         self._path, self._host, self._on_text = path, host, on_text
         self._ack_interval = ack_interval
-        self._seen = self._acked = 0
+        self._acked = 0
+        self._last_frame = b""
         self._ack_timer: asyncio.TimerHandle | None = None
         self.acks = 0
         self._key = base64.b64encode(os.urandom(16))
@@ -104,21 +107,18 @@ class LeanSocket(asyncio.Protocol):
         del buf[:pos]
 
     def _note_ids(self, payload: bytes) -> None:
-        """The last event id of an events frame (``…{"id":N,…}]}``), and an ack scheduled for it."""
-        at = payload.rfind(b'{"id":')
-        if at < 0:
-            return
-        end = at + 6
-        while end < len(payload) and 48 <= payload[end] <= 57:
-            end += 1
-        self._seen = max(self._seen, int(payload[at + 6:end]))
-        if self._seen > self._acked and self._ack_timer is None:
-            self._ack_timer = asyncio.get_running_loop().call_later(self._ack_interval, self._ack)
+        """Keeps the last events frame; an ack for it goes out at most every ``ack_interval``."""
+        if payload.startswith(b'{"op":"events"'):
+            self._last_frame = payload
+            if self._ack_timer is None:
+                self._ack_timer = asyncio.get_running_loop().call_later(self._ack_interval, self._ack)
 
     def _ack(self) -> None:
         self._ack_timer = None
-        if self._seen > self._acked and self.transport is not None and not self.transport.is_closing():
-            self._acked = self._seen
+        events = orjson.loads(self._last_frame)["events"] if self._last_frame else []
+        if events and events[-1]["id"] > self._acked and self.transport is not None \
+                and not self.transport.is_closing():
+            self._acked = events[-1]["id"]
             self.transport.write(_masked(0x1, b'{"op":"ack","last_event_id":%d}' % self._acked))
             self.acks += 1
 
