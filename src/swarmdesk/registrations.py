@@ -17,6 +17,7 @@ import swarmdesk.contacts.tasks  # noqa: F401
 import swarmdesk.portal.tasks  # noqa: F401
 import swarmdesk.preferences.listeners  # noqa: F401
 import swarmdesk.preferences.tasks  # noqa: F401
+import swarmdesk.realtime.tasks  # noqa: F401
 import swarmdesk.routing.listeners  # noqa: F401
 import swarmdesk.routing.tasks  # noqa: F401
 import swarmdesk.sla.listeners  # noqa: F401

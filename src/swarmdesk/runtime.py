@@ -30,7 +30,7 @@ from swarmdesk.events.listeners import EventCommitHooks, ListenerRegistry, liste
 from swarmdesk.jobs.registry import JobRegistry, jobs
 from swarmdesk.jobs.worker import Worker
 from swarmdesk.realtime.hub import Hub
-from swarmdesk.realtime.queues import LocalQueueStore, QueueStore, RedisQueueStore
+from swarmdesk.realtime.queues import AckBuffer, LocalQueueStore, QueueStore, RedisQueueStore
 from swarmdesk.webhooks.http import OutboundHttp
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class Runtime:
     channels: ChannelDirectory = field(init=False)
     intake: IntakeBatcher = field(init=False)
     hooks: EventCommitHooks = field(init=False)
+    acks: AckBuffer = field(init=False)
     worker: Worker | None = None
     draining: bool = False  # set on shutdown; /readyz reports it
     redis: aioredis.Redis | None = None
@@ -64,6 +65,7 @@ class Runtime:
         self.hooks = EventCommitHooks(self.bus, self.listeners, self.wake_workers)
         self.channels = ChannelDirectory(channel_registry, self.secretbox, self.http, base_url=self.settings.base_url)
         self.intake = IntakeBatcher(self)
+        self.acks = AckBuffer(self.queues)
 
     @asynccontextmanager
     async def uow(self) -> AsyncIterator[UnitOfWork]:

@@ -7,6 +7,7 @@ one process is the whole system and a dict is the truth.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,8 @@ from typing import Protocol
 
 import orjson
 import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -38,6 +41,8 @@ class QueueStore(Protocol):
     async def get(self, queue_id: str) -> QueueInfo | None: ...
 
     async def ack(self, queue_id: str, last_event_id: int) -> None: ...
+
+    async def ack_many(self, acks: dict[str, int]) -> None: ...
 
     async def delete(self, queue_id: str) -> None: ...
 
@@ -68,6 +73,10 @@ class LocalQueueStore:
         if entry is not None:
             entry[0].last_acked = max(entry[0].last_acked, last_event_id)
             self._queues[queue_id] = (entry[0], time.monotonic() + self._ttl)
+
+    async def ack_many(self, acks: dict[str, int]) -> None:
+        for queue_id, last_event_id in acks.items():
+            await self.ack(queue_id, last_event_id)
 
     async def delete(self, queue_id: str) -> None:
         self._queues.pop(queue_id, None)
@@ -124,5 +133,44 @@ class RedisQueueStore:
     async def ack(self, queue_id: str, last_event_id: int) -> None:
         await self._ack_script(keys=list(self._keys(queue_id)), args=[last_event_id, self._ttl])
 
+    async def ack_many(self, acks: dict[str, int]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue_id, last_event_id in acks.items():
+                await self._ack_script(keys=list(self._keys(queue_id)), args=[last_event_id, self._ttl], client=pipe)
+            await pipe.execute()
+
     async def delete(self, queue_id: str) -> None:
         await self._redis.delete(*self._keys(queue_id))
+
+
+class AckBuffer:
+    """Clients' acks, kept per queue and stored together (``flush``, about once a second).
+
+    An ack only keeps the queue's position for a socket that resumes without naming its last id,
+    and the queue alive; storing each as it comes would be a Redis round trip per ack per socket.
+    What a crash loses is at most a second of position: that client is sent those events again
+    and drops them by id. ``flush(queue_id)`` stores one queue's ack at once — before a pong (so a
+    client can know its ack is stored) and when its socket closes."""
+
+    def __init__(self, store: QueueStore) -> None:
+        self._store = store
+        self._pending: dict[str, int] = {}
+
+    def note(self, queue_id: str, last_event_id: int) -> None:
+        if last_event_id > self._pending.get(queue_id, -1):
+            self._pending[queue_id] = last_event_id
+
+    async def flush(self, queue_id: str | None = None) -> None:
+        if queue_id is None:
+            pending, self._pending = self._pending, {}
+        else:
+            one = self._pending.pop(queue_id, None)
+            pending = {} if one is None else {queue_id: one}
+        if not pending:
+            return
+        try:
+            await self._store.ack_many(pending)
+        except Exception:  # Redis away: keep them for the next flush (newer acks win)
+            log.warning("storing acks failed; keeping them for the next flush", exc_info=True)
+            for qid, last in pending.items():
+                self.note(qid, last)

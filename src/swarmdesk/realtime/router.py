@@ -213,8 +213,9 @@ async def websocket_endpoint(websocket: WebSocket, queue_id: str = Query(max_len
                 await websocket.send_text('{"op":"error","detail":"frames must be JSON"}')
                 continue
             if isinstance(msg, dict) and msg.get("op") == "ack" and type(msg.get("last_event_id")) is int:
-                await runtime.queues.ack(queue_id, msg["last_event_id"])
+                runtime.acks.note(queue_id, msg["last_event_id"])  # stored about once a second
             elif isinstance(msg, dict) and msg.get("op") == "ping":
+                await runtime.acks.flush(queue_id)  # a pong means the acks before it are stored
                 await websocket.send_text('{"op":"pong"}')
 
     reader = asyncio.create_task(read_acks())
@@ -234,6 +235,9 @@ async def websocket_endpoint(websocket: WebSocket, queue_id: str = Query(max_len
         for task in (reader, streamer):
             task.cancel()
         await asyncio.gather(reader, streamer, return_exceptions=True)
+        # A resume elsewhere finds this socket's last ack (shielded: the socket's task may be
+        # being cancelled).
+        await asyncio.shield(runtime.acks.flush(queue_id))
 
 
 @router.get("/events", summary="Server-sent events fallback (same queue protocol)",
