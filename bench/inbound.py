@@ -11,8 +11,9 @@ processes.
 
 Latency runs start once the servers are quiet after the sockets connected (each connection records
 the agent's presence), after ``--warmup`` seconds of the same load that are not measured; the socket
-clients run without the garbage collector (the instrument must not pause); ``--timeline`` prints
-p50/p99/max per second of the run.
+clients (``bench/wsclient.py`` unless ``--client websockets``) run without the garbage collector (the
+instrument must not pause) and ack once a second as the workspace's realtime.js does
+(``--ack-interval``, 0 for never); ``--timeline`` prints p50/p99/max per second of the run.
 """
 
 from __future__ import annotations
