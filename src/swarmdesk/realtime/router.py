@@ -199,7 +199,7 @@ async def websocket_endpoint(websocket: WebSocket, queue_id: str = Query(max_len
         await websocket.close(code=4000)
         return
     after = last_event_id if last_event_id is not None else info.last_acked
-    write_frame = websocket.scope.get("extensions", {}).get(WRITE_FRAME)
+    write_frame = (websocket.scope.get("extensions") or {}).get(WRITE_FRAME)
 
     async def send(events: list[RoutedEvent]) -> None:
         await websocket.send_text(_events_frame(events))
