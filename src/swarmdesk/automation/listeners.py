@@ -21,13 +21,14 @@ WATCHED_EVENT_TYPES = ("conversation.created", "message.created", "conversation.
 
 async def _wanted(session: AsyncSession, event: BaseEvent, memo: dict[Any, Any]) -> bool:
     """Asked in the committing transaction: does an enabled rule of the account react to this
-    type? One small query per account and commit; no outbox job for accounts without rules."""
+    type? The registry's probe looked it up (one statement per account and commit for all
+    listeners); no outbox job for accounts without rules."""
     if event.type == "conversation.updated" and "tags" not in (getattr(event, "changed", None) or ()):
         return False
-    key = ("automation_watch", event.account_id)
-    if key not in memo:
-        memo[key] = await service.watched_event_types(session, event.account_id)
-    return event.type in memo[key]
+    return event.type in memo[("automation_watch", event.account_id)]
+
+
+listeners.probe("automation_watch", service.WATCHED, service.watched_event_types)
 
 
 @listeners.on(*WATCHED_EVENT_TYPES, wants=_wanted)

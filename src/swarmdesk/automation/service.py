@@ -51,14 +51,14 @@ async def running_rules(session: AsyncSession, account_id: int) -> list[tuple[Au
 
 
 # Asked on every commit that publishes: built once (building a statement costs more than running it).
-_WATCHED = select(AutomationRule.watch).where(AutomationRule.account_id == bindparam("account_id"),
-                                              AutomationRule.enabled.is_(True), AutomationRule.deleted_at.is_(None))
+WATCHED = select(AutomationRule.watch).where(AutomationRule.account_id == bindparam("account_id"),
+                                             AutomationRule.enabled.is_(True), AutomationRule.deleted_at.is_(None))
 
 
-async def watched_event_types(session: AsyncSession, account_id: int) -> set[str]:
-    """What the account's enabled rules react to (asked by the outbox for every commit)."""
-    rows = await session.scalars(_WATCHED, {"account_id": account_id})
-    return {t for watch in rows for t in watch or ()}
+def watched_event_types(watches: list[list[str] | None]) -> set[str]:
+    """What the account's enabled rules react to, from their ``watch`` lists (_WATCHED's rows; the
+    outbox asks it on every commit, see automation.listeners)."""
+    return {t for watch in watches for t in watch or ()}
 
 
 async def get_rule(session: AsyncSession, account_id: int, rule_id: int) -> AutomationRule | None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from sqlalchemy import CompoundSelect, Select, literal, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.events.base import BaseEvent
@@ -29,9 +30,37 @@ Wants = Callable[[AsyncSession, BaseEvent, dict[Any, Any]], Awaitable[bool]]
 DISPATCH_JOB = "events.dispatch"
 
 
+class Probe(NamedTuple):
+    """A look-up a Wants makes, asked ahead for every account of a commit's events: ``values``
+    selects one column of the account's rows (bind parameter ``account_id``; the column's type is
+    the same for every probe, JSON) and ``fold`` turns them into what the Wants finds in the memo
+    under ``(key, account_id)``."""
+    key: str
+    values: Select[Any]
+    fold: Callable[[list[Any]], Any]
+
+
 class ListenerRegistry:
     def __init__(self) -> None:
         self._by_type: dict[str, list[tuple[Listener, Wants | None]]] = defaultdict(list)
+        self._probes: dict[str, Probe] = {}
+        self._probe_statement: CompoundSelect | None = None
+
+    def probe(self, key: str, values: Select[Any], fold: Callable[[list[Any]], Any]) -> None:
+        """Register a look-up that durable() asks, with all the others, in one statement per
+        account and commit (rather than a round trip per listener)."""
+        self._probes[key] = Probe(key, values, fold)
+        self._probe_statement = None
+
+    async def _prefetch(self, session: AsyncSession, account_id: int, memo: dict[Any, Any]) -> None:
+        if self._probe_statement is None:
+            self._probe_statement = union_all(*(
+                p.values.add_columns(literal(p.key).label("probe")) for p in self._probes.values()))
+        found: dict[str, list[Any]] = {key: [] for key in self._probes}
+        for value, key in await session.execute(self._probe_statement, {"account_id": account_id}):
+            found[key].append(value)
+        for key, values in found.items():
+            memo[(key, account_id)] = self._probes[key].fold(values)
 
     def on(self, *event_types: str, wants: Wants | None = None) -> Callable[[Listener], Listener]:
         def register(fn: Listener) -> Listener:
@@ -43,6 +72,10 @@ class ListenerRegistry:
     async def durable(self, session: AsyncSession, events: list[BaseEvent]) -> list[BaseEvent]:
         """The events some listener has work for."""
         memo: dict[Any, Any] = {}
+        if self._probes:
+            asking = {e.account_id for e in events if any(w is not None for _, w in self._by_type.get(e.type, ()))}
+            for account_id in sorted(asking):
+                await self._prefetch(session, account_id, memo)
         chosen = []
         for event in events:
             for _, wants in self._by_type.get(event.type, ()):

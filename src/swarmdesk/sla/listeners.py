@@ -30,10 +30,10 @@ async def _wants(session: AsyncSession, event: BaseEvent, memo: dict[Any, Any]) 
         return False
     if isinstance(event, ConversationUpdated) and not _POLICY_FIELDS & set(event.changed):
         return False
-    key = ("sla_policies", event.account_id)
-    if key not in memo:
-        memo[key] = await service.account_has_policies(session, event.account_id)
-    return bool(memo[key])
+    return bool(memo[("sla_policies", event.account_id)])
+
+
+listeners.probe("sla_policies", service.ANY_POLICY, service.account_has_policies)
 
 
 @listeners.on("conversation.created", "conversation.updated", "conversation.status_changed", "message.created",

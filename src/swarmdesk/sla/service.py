@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, and_, bindparam, false, func, or_, select
+from sqlalchemy import ColumnElement, Insert, and_, bindparam, false, func, null, or_, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,7 @@ from swarmdesk.channels.models import Inbox
 from swarmdesk.contacts.models import Contact, Organization
 from swarmdesk.conversations.models import Activity, Conversation, ConversationStatus, Message, SenderType
 from swarmdesk.core.clock import utcnow
+from swarmdesk.core.models import JsonType
 from swarmdesk.sla import deadlines
 from swarmdesk.sla.business_time import MINUTES_PER_DAY, WEEKDAYS, parse_hhmm
 from swarmdesk.sla.business_time import BusinessCalendar as Calendar
@@ -112,12 +113,15 @@ async def next_position(session: AsyncSession, account_id: int) -> int:
     return 0 if last is None else last + 1
 
 
-_ANY_POLICY = select(SlaPolicy.id).where(SlaPolicy.account_id == bindparam("account_id")).limit(1)
+# One row when the account has a policy (its value typed as the other listener probes', JSON).
+ANY_POLICY = select(type_coerce(null(), JsonType)).where(
+    select(SlaPolicy.id).where(SlaPolicy.account_id == bindparam("account_id")).exists())
 
 
-async def account_has_policies(session: AsyncSession, account_id: int) -> bool:
-    """Asked on every commit that publishes (the clock's outbox filter)."""
-    return await session.scalar(_ANY_POLICY, {"account_id": account_id}) is not None
+def account_has_policies(rows: list[Any]) -> bool:
+    """From ANY_POLICY's rows (asked on every commit that publishes: the clock's outbox filter,
+    see sla.listeners)."""
+    return bool(rows)
 
 
 async def existing_inbox_ids(session: AsyncSession, account_id: int, inbox_ids: Sequence[int]) -> set[int]:

@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 
 
 async def _subscribed(session: AsyncSession, event: BaseEvent, memo: dict[Any, Any]) -> bool:
-    key = ("webhook_event_types", event.account_id)
-    if key not in memo:
-        memo[key] = await service.subscribed_event_types(session, event.account_id)
-    return event.type in memo[key]
+    return event.type in memo[("webhook_event_types", event.account_id)]
+
+
+listeners.probe("webhook_event_types", service.SUBSCRIBED, service.subscribed_event_types)
 
 
 @listeners.on(*WEBHOOK_EVENT_TYPES, wants=_subscribed)
