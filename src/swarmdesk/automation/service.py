@@ -56,7 +56,7 @@ WATCHED = select(AutomationRule.watch).where(AutomationRule.account_id == bindpa
 
 
 def watched_event_types(watches: list[list[str] | None]) -> set[str]:
-    """What the account's enabled rules react to, from their ``watch`` lists (_WATCHED's rows; the
+    """What the account's enabled rules react to, from their ``watch`` lists (WATCHED's rows; the
     outbox asks it on every commit, see automation.listeners)."""
     return {t for watch in watches for t in watch or ()}
 
