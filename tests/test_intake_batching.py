@@ -4,15 +4,16 @@ common (a new sender, a retried delivery) still ends up exactly once."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from swarmdesk.channels.base import InboundRequest
-from swarmdesk.channels.inbound import prepare
-from swarmdesk.contacts.models import Contact
+from swarmdesk.channels.inbound import Delivery, do_ingest_batch, prepare
+from swarmdesk.contacts.models import Contact, ContactIdentity
 from swarmdesk.conversations.models import Conversation, Message
-from tests.support import Harness, inbound_payload, sign
+from tests.support import ApiInbox, Harness, inbound_payload, sign
 
 
 async def test_a_burst_from_one_new_sender_makes_one_contact_and_one_conversation(h: Harness) -> None:
@@ -55,3 +56,81 @@ async def test_stop_finishes_accepted_deliveries(h: Harness) -> None:
     assert sorted(t.result()[0].message_id for t in accepted) == list(range(1, 11))
     async with h.runtime.uow() as uow:
         assert await uow.session.scalar(select(func.count()).select_from(Message)) == 10
+
+
+async def test_a_batch_asks_for_its_senders_and_their_conversations_once_and_joins_like_one_by_one(
+        h: Harness) -> None:
+    ctx = await h.make_account()
+    x, y = await h.make_api_inbox(ctx, trust=True), await h.make_api_inbox(ctx, trust=True)
+
+    async def first(inbox: ApiInbox, source: str, email: str, **extra: Any) -> dict[str, Any]:
+        r = await h.deliver(inbox, inbound_payload(source_id=source, contact={"source_id": source, "name": source,
+                                                                             "email": email}, **extra))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    ana = await first(x, "ana", "ana@example.com")  # her conversation on X is then resolved
+    r = await h.client.patch(f"/api/v1/conversations/{ana['conversation_id']}", headers=ctx.admin.headers,
+                             json={"status": "resolved"})
+    assert r.status_code == 200, r.text
+    await first(x, "carl", "carl@example.com", conversation_key="order-1")  # two open on X: the
+    carl = await first(x, "carl", "carl@example.com", conversation_key="order-2")  # latest is joined
+    dora = await first(y, "dora", "dora@example.com")  # open on Y only
+
+    active = await h.runtime.channels.active(h.runtime.sessionmaker, x.public_key)
+    assert active is not None
+
+    def delivery(source: str, email: str | None, content: str) -> Delivery:
+        contact: dict[str, Any] = {"source_id": source, "name": source}
+        if email:
+            contact["email"] = email
+        body = orjson.dumps(inbound_payload(contact=contact, content=content))
+        return prepare(active.inbox, active.adapter, InboundRequest(sign(x.secret, body), body))
+
+    batch = [
+        delivery("ana", "ana.new@example.com", "a1"),  # Ana, with an address she has not used before
+        delivery("bea", "bea@example.com", "b1"),  # a new customer
+        delivery("ana-laptop", "ana.new@example.com", "a2"),  # found by the address message 1 added
+        delivery("bea", None, "b2"),  # found: created by message 2
+        delivery("carl", None, "c1"),
+        delivery("dora-x", "dora@example.com", "d1"),  # Dora on X: joins her open conversation on Y
+        delivery("dora-x", None, "d2"),
+    ]
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(h.runtime.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        results = [r[0] for r in await do_ingest_batch(h.runtime, batch)]
+    finally:
+        event.remove(h.runtime.engine.sync_engine, "before_cursor_execute", record)
+
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len([s for s in selects if "contact_identities" in s]) == 1, selects
+    assert len([s for s in selects if "row_number" in s.lower()]) == 1, selects
+    assert not [s for s in selects if "conversations.contact_id = " in s and "conversations.inbox_id = " in s], selects
+
+    a1, b1, a2, b2, c1, d1, d2 = results
+    assert a1.contact_id == a2.contact_id == ana["contact_id"]
+    assert a1.conversation_id == a2.conversation_id == ana["conversation_id"]  # reopened, then joined
+    assert b1.contact_id == b2.contact_id not in {ana["contact_id"], carl["contact_id"], dora["contact_id"]}
+    assert b1.conversation_id == b2.conversation_id
+    assert (c1.contact_id, c1.conversation_id) == (carl["contact_id"], carl["conversation_id"])
+    assert d1.contact_id == d2.contact_id == dora["contact_id"]
+    assert d1.conversation_id == d2.conversation_id == dora["conversation_id"]
+    async with h.runtime.uow() as uow:
+        s = uow.session
+        assert await s.scalar(select(func.count()).select_from(Contact)) == 4
+        assert await s.scalar(select(func.count()).select_from(Conversation)) == 5
+        reopened = await s.get(Conversation, ana["conversation_id"])
+        assert reopened is not None
+        assert (reopened.status, reopened.reopen_count, reopened.message_count) == ("open", 1, 3)
+        links = dict((await s.execute(select(Message.content, Message.meta["link"]["reason"].as_string())
+                                      .where(Message.content.in_(["a1", "a2", "b1", "b2", "d1", "d2"])))).all())
+        assert links == {"a1": "same_channel", "a2": "same_channel", "b1": "new", "b2": "same_channel",
+                         "d1": "open_conversation", "d2": "open_conversation"}
+        identities = (await s.scalars(select(ContactIdentity.value).where(
+            ContactIdentity.contact_id == ana["contact_id"]))).all()
+        assert sorted(identities) == ["ana", "ana-laptop", "ana.new@example.com", "ana@example.com"]

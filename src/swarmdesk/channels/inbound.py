@@ -24,6 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from swarmdesk.channels.base import ChannelAdapter, InboundMessage, InboundRequest, IngestResult, StatusUpdate
 from swarmdesk.channels.models import InboundReceipt, Inbox
 from swarmdesk.contacts import actions as contacts_actions
+from swarmdesk.contacts.actions import Sender
+from swarmdesk.contacts.identity import IdentityClaim
 from swarmdesk.conversations import actions as conversations_actions
 from swarmdesk.conversations import service as conversations_service
 from swarmdesk.conversations.linking import JoinPolicy
@@ -89,18 +91,21 @@ _INSERT_RECEIPTS = insert(InboundReceipt.__table__)
 
 
 async def _store(uow: UnitOfWork, d: Delivery, store: AttachmentStore,
-                 known: dict[int, IngestResult] | None = None) -> Results:
+                 known: dict[int, IngestResult] | None = None, *, senders: list[Sender] | None = None,
+                 latest: conversations_service.LatestConversations | None = None) -> Results:
     """Store the delivery's messages in the caller's transaction; ``known`` ones (by position)
-    were stored before and are answered as they were."""
+    were stored before and are answered as they were. A group commit passes the ``senders`` it
+    resolved and the ``latest`` conversations it looked up for them."""
     results: Results = []
     for position, m in enumerate(d.messages):
         if known and position in known:
             results.append(known[position])
             continue
-        sender = await contacts_actions.resolve_sender(uow, d.inbox.account_id, m.claims, m.sender_name)
+        sender = (senders[position] if senders is not None else
+                  await contacts_actions.resolve_sender(uow, d.inbox.account_id, m.claims, m.sender_name))
         received = await conversations_actions.receive_message(
             uow, d.inbox, sender.contact, m, store=store, policy=d.policy, matched=sender.matched,
-            new_contact=sender.created)
+            new_contact=sender.created, latest=latest)
         results.append(IngestResult(received.message.id, received.conversation.id, sender.contact.id,
                                     duplicate=False))
     for update in d.statuses:
@@ -114,11 +119,29 @@ def _receipt(d: Delivery, results: Results, now: object) -> dict[str, object]:
             "body_sha256": d.body_sha, "message_id": results[0].message_id if results else None, "received_at": now}
 
 
+async def _resolve_senders(uow: UnitOfWork, batch: list[Delivery]) -> list[list[Sender]]:
+    """Every message's sender, the batch's identifiers looked up in one statement per account
+    (not one per message); in order, so a contact created for one message is found by the next."""
+    known = contacts_actions.KnownSenders()
+    claims_by_account: dict[int, list[IdentityClaim]] = {}
+    for d in batch:
+        claims_by_account.setdefault(d.inbox.account_id, []).extend(c for m in d.messages for c in m.claims)
+    for account_id, claims in claims_by_account.items():
+        await known.prefetch(uow.session, account_id, claims)
+    return [[await contacts_actions.resolve_sender(uow, d.inbox.account_id, m.claims, m.sender_name, known)
+             for m in d.messages] for d in batch]
+
+
 async def do_ingest_batch(runtime: Runtime, batch: list[Delivery]) -> list[Results]:
     """Store deliveries in one transaction; raises IntegrityError if any of them conflicts."""
     store = AttachmentStore(runtime.settings.attachments_dir)
     async with runtime.uow() as uow:
-        results = [await _store(uow, d, store) for d in batch]
+        senders = await _resolve_senders(uow, batch)
+        latest = conversations_service.LatestConversations()
+        await latest.prefetch(uow.session, [(s.contact.id, d.inbox.id) for d, of_d in zip(batch, senders, strict=True)
+                                            for s in of_d if not s.created])
+        results = [await _store(uow, d, store, senders=of_d, latest=latest)
+                   for d, of_d in zip(batch, senders, strict=True)]
         now = utcnow()
         await uow.session.execute(_INSERT_RECEIPTS, [_receipt(d, r, now) for d, r in zip(batch, results, strict=True)])
         await uow.commit()

@@ -77,27 +77,67 @@ async def resolve_contact(uow: UnitOfWork, account_id: int, claims: Sequence[Ide
     return (await resolve_sender(uow, account_id, claims, name)).contact
 
 
-async def resolve_sender(uow: UnitOfWork, account_id: int, claims: Sequence[IdentityClaim], name: str) -> Sender:
+class KnownSenders:
+    """Who holds which verified identifier, for one group commit: the senders of all its
+    deliveries looked up in one statement, and kept true as the batch creates contacts and adds
+    identities (so a contact created by the batch's first message is found by its third)."""
+
+    __slots__ = ("_holders",)
+
+    def __init__(self) -> None:
+        self._holders: dict[tuple[int, service.ClaimKey], Contact | None] = {}
+
+    async def prefetch(self, session: AsyncSession, account_id: int, claims: Sequence[IdentityClaim]) -> None:
+        verified = [c for c in claims if c.verified]
+        for c in verified:
+            self._holders[(account_id, service.claim_key(c))] = None
+        for key, contact in await service.contacts_by_claims(session, account_id, verified):
+            self._holders[(account_id, key)] = contact
+
+    def lookup(self, account_id: int, verified: Sequence[IdentityClaim]) -> list[tuple[service.ClaimKey, Contact]] | None:
+        """The holders of these identifiers, or None when any of them was not prefetched."""
+        found: list[tuple[service.ClaimKey, Contact]] = []
+        for c in verified:
+            key = service.claim_key(c)
+            if (account_id, key) not in self._holders:
+                return None
+            contact = self._holders[(account_id, key)]
+            if contact is not None:
+                found.append((key, contact))
+        return found
+
+    def hold(self, contact: Contact, claims: Sequence[IdentityClaim]) -> None:
+        for c in claims:
+            self._holders[(contact.account_id, service.claim_key(c))] = contact
+
+
+async def resolve_sender(uow: UnitOfWork, account_id: int, claims: Sequence[IdentityClaim], name: str,
+                         known: KnownSenders | None = None) -> Sender:
     """The contact a sender is, by exact match on a verified identifier; a new contact otherwise.
 
     Only verified claims are matched and recorded as identities; unverified ones (an email typed into
     a widget) are kept on a new contact's profile and never join anyone else. Runs in the caller's
-    transaction.
+    transaction; ``known`` answers for identifiers a group commit looked up beforehand.
     """
     session = uow.session
     verified = [c for c in claims if c.verified]
-    existing = await service.contacts_by_claims(session, account_id, verified)
+    existing = known.lookup(account_id, verified) if known is not None else None
+    if existing is None:
+        existing = await service.contacts_by_claims(session, account_id, verified)
     if existing:
         # Prefer the claim the channel listed first (its own handle), then the others.
-        order = {(str(c.kind), c.scope, c.value): i for i, c in enumerate(verified)}
+        order = {service.claim_key(c): i for i, c in enumerate(verified)}
         existing.sort(key=lambda pair: order.get(pair[0], 99))
         contact = existing[0][1]
         matched = verified[order[existing[0][0]]] if existing[0][0] in order else None
-        known = {key for key, _ in existing}
-        for claim in verified:
-            if (str(claim.kind), claim.scope, claim.value) not in known:
-                service.add_identity(session, contact, claim)
-                await session.flush()  # the next delivery in this batch must find it
+        held = {key for key, _ in existing}
+        added = [claim for claim in verified if service.claim_key(claim) not in held]
+        for claim in added:
+            service.add_identity(session, contact, claim)
+        if added:
+            await session.flush()  # the next delivery in this batch must find them
+            if known is not None:
+                known.hold(contact, added)
         if name and not contact.name:
             contact.name = name[:200]
         return Sender(contact, matched, created=False)
@@ -111,6 +151,8 @@ async def resolve_sender(uow: UnitOfWork, account_id: int, claims: Sequence[Iden
         service.add_identity(session, contact, claim)
     # Flushed now so a later delivery in the same group commit from this sender finds them.
     await session.flush()
+    if known is not None:
+        known.hold(contact, verified)
     _publish_created(uow, contact)
     _suggest_later(uow, contact)
     return Sender(contact, None, created=True)

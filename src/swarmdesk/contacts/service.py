@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.accounts.models import User
@@ -47,25 +46,29 @@ async def find_by_claims(session: AsyncSession, account_id: int,
         select(ContactIdentity).where(ContactIdentity.account_id == account_id, or_(*conditions)))).all())
 
 
-@lru_cache(maxsize=8)
-def _by_claims_statement(n: int) -> Select:
-    """One statement per number of claims, built once (building it costs more than running it)."""
-    conditions = [and_(ContactIdentity.kind == bindparam(f"k{i}"), ContactIdentity.scope == bindparam(f"s{i}"),
-                       ContactIdentity.value == bindparam(f"v{i}")) for i in range(n)]
-    return (select(Contact, ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value)
-            .join(ContactIdentity, Contact.id == ContactIdentity.contact_id)
-            .where(ContactIdentity.account_id == bindparam("account_id"), or_(*conditions)))
+# Built once: constructing a statement costs more than running it on the intake hot path.
+_BY_CLAIM_KEYS = (
+    select(Contact, ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value)
+    .join(ContactIdentity, Contact.id == ContactIdentity.contact_id)
+    .where(ContactIdentity.account_id == bindparam("account_id"),
+           tuple_(ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value).in_(
+               bindparam("keys", expanding=True))))
+
+ClaimKey = tuple[str, str, str]  # (kind, scope, value): what an identity is unique on within an account
+
+
+def claim_key(claim: IdentityClaim) -> ClaimKey:
+    return (str(claim.kind), claim.scope, claim.value)
 
 
 async def contacts_by_claims(session: AsyncSession, account_id: int,
-                             claims: Sequence[IdentityClaim]) -> list[tuple[tuple[str, str, str], Contact]]:
-    """``((kind, scope, value), contact)`` for each identity matching the claims, in one statement."""
+                             claims: Sequence[IdentityClaim]) -> list[tuple[ClaimKey, Contact]]:
+    """``((kind, scope, value), contact)`` for each identity matching the claims, in one statement
+    however many claims (a whole group commit's senders are asked together)."""
     if not claims:
         return []
-    params: dict[str, object] = {"account_id": account_id}
-    for i, c in enumerate(claims):
-        params.update({f"k{i}": c.kind, f"s{i}": c.scope, f"v{i}": c.value})
-    rows = await session.execute(_by_claims_statement(len(claims)), params)
+    keys = list(dict.fromkeys((c.kind, c.scope, c.value) for c in claims))
+    rows = await session.execute(_BY_CLAIM_KEYS, {"account_id": account_id, "keys": keys})
     return [((str(kind), scope, value), contact) for contact, kind, scope, value in rows]
 
 

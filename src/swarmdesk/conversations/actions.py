@@ -128,15 +128,16 @@ def _publish_message(uow: UnitOfWork, conversation: Conversation, contact: Conta
 async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbound: InboundMessage, *,
                           store: AttachmentStore, conversation: Conversation | None = None,
                           policy: JoinPolicy | None = None, matched: IdentityClaim | None = None,
-                          new_contact: bool = False) -> Received:
-    """A customer's message joins its conversation (or starts one). Runs in the caller's transaction."""
+                          new_contact: bool = False, latest: service.LatestConversations | None = None) -> Received:
+    """A customer's message joins its conversation (or starts one). Runs in the caller's
+    transaction; ``latest`` is the group commit's view of its senders' latest conversations."""
     session, now = uow.session, utcnow()
     if conversation is not None:
         link = Link(LinkReason.thread, "written in this conversation")
     else:
         conversation, link = await linking.find_conversation(session, inbox, contact, inbound,
                                                              policy=policy or JoinPolicy(), matched=matched,
-                                                             new_contact=new_contact)
+                                                             new_contact=new_contact, latest=latest)
     if inbound.automatic and (conversation is None or link.reason == LinkReason.new):
         raise linking.NoConversationForAutomaticMessage(
             "an automatic reply (out of office, auto-responder) that answers no conversation of its sender")
@@ -176,6 +177,8 @@ async def receive_message(uow: UnitOfWork, inbox: Inbox, contact: Contact, inbou
         conversation.waiting_since = conversation.waiting_since or now
     conversation.message_count += 1
     conversation.updated_at = now
+    if latest is not None:
+        latest.joined(conversation)
 
     staff = audience.conversation_staff(conversation)
     if created:

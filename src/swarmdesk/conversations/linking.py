@@ -115,9 +115,10 @@ async def _by_thread_refs(session: AsyncSession, inbox_id: int, refs: list[str])
 
 
 async def find_conversation(session: AsyncSession, inbox: Inbox, contact: Contact, inbound: InboundMessage, *,
-                            policy: JoinPolicy, matched: IdentityClaim | None,
-                            new_contact: bool) -> tuple[Conversation | None, Link]:
-    """The conversation the message joins (None: start one) and the reason, in the caller's transaction."""
+                            policy: JoinPolicy, matched: IdentityClaim | None, new_contact: bool,
+                            latest: service.LatestConversations | None = None) -> tuple[Conversation | None, Link]:
+    """The conversation the message joins (None: start one) and the reason, in the caller's
+    transaction; ``latest`` answers for the (contact, inbox) pairs a group commit asked beforehand."""
     related: int | None = None
     if inbound.conversation_key:
         conversation = await service.find_by_external_key(session, inbox.id, inbound.conversation_key)
@@ -144,7 +145,10 @@ async def find_conversation(session: AsyncSession, inbox: Inbox, contact: Contac
             related = conversation.id
     if new_contact:
         return None, _new(related, "a new customer")
-    same = await service.find_latest_for_contact(session, contact.id, inbox.id)
+    if latest is not None:
+        same = await latest.get(session, contact.id, inbox.id)
+    else:
+        same = await service.find_latest_for_contact(session, contact.id, inbox.id)
     if same is not None and same.status in OPEN_STATES:
         return same, Link(LinkReason.same_channel, f"{describe_claim(matched)} has this conversation open on "
                                                    "the same channel", related)

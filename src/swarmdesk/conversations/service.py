@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, bindparam, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from swarmdesk.accounts.models import Role, User
 from swarmdesk.auth.principals import StaffPrincipal
@@ -99,6 +100,46 @@ _LATEST_FOR_CONTACT = (
 async def find_latest_for_contact(session: AsyncSession, contact_id: int, inbox_id: int) -> Conversation | None:
     """The contact's most recent conversation in this inbox that a new message may continue."""
     return await session.scalar(_LATEST_FOR_CONTACT, {"contact_id": contact_id, "inbox_id": inbox_id})
+
+
+_LATEST_FOR_PAIRS_RANKED = (
+    select(Conversation, func.row_number().over(
+        partition_by=(Conversation.contact_id, Conversation.inbox_id),
+        order_by=(Conversation.last_activity_at.desc(), Conversation.id.desc())).label("rank"))
+    .where(Conversation.contact_id.in_(bindparam("contact_ids", expanding=True)),
+           Conversation.inbox_id.in_(bindparam("inbox_ids", expanding=True)),
+           Conversation.status != ConversationStatus.closed)
+    .subquery())
+_LATEST_FOR_PAIRS = select(aliased(Conversation, _LATEST_FOR_PAIRS_RANKED)).where(_LATEST_FOR_PAIRS_RANKED.c.rank == 1)
+
+
+class LatestConversations:
+    """Each (contact, inbox)'s latest conversation a new message may continue, for one group
+    commit: asked for all of the batch's senders in one statement, and kept true as the batch's
+    messages start and join conversations (a message makes its conversation the latest)."""
+
+    __slots__ = ("_latest",)
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[int, int], Conversation | None] = {}
+
+    async def prefetch(self, session: AsyncSession, pairs: Sequence[tuple[int, int]]) -> None:
+        pairs = [pair for pair in dict.fromkeys(pairs) if pair not in self._latest]
+        if not pairs:
+            return
+        rows = await session.scalars(_LATEST_FOR_PAIRS, {"contact_ids": sorted({c for c, _ in pairs}),
+                                                         "inbox_ids": sorted({i for _, i in pairs})})
+        found = {(c.contact_id, c.inbox_id): c for c in rows}
+        for pair in pairs:
+            self._latest[pair] = found.get(pair)
+
+    async def get(self, session: AsyncSession, contact_id: int, inbox_id: int) -> Conversation | None:
+        if (contact_id, inbox_id) not in self._latest:
+            self._latest[(contact_id, inbox_id)] = await find_latest_for_contact(session, contact_id, inbox_id)
+        return self._latest[(contact_id, inbox_id)]
+
+    def joined(self, conversation: Conversation) -> None:
+        self._latest[(conversation.contact_id, conversation.inbox_id)] = conversation
 
 
 async def message_by_external_id(session: AsyncSession, inbox_id: int, external_id: str) -> Message | None:
