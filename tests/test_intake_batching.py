@@ -13,7 +13,9 @@ from swarmdesk.channels.base import InboundRequest
 from swarmdesk.channels.inbound import Delivery, do_ingest_batch, prepare
 from swarmdesk.contacts.models import Contact, ContactIdentity
 from swarmdesk.conversations.models import Conversation, Message
-from tests.support import ApiInbox, Harness, inbound_payload, sign
+from swarmdesk.core.clock import clock
+from swarmdesk.jobs.models import Job
+from tests.support import AccountCtx, ApiInbox, Harness, inbound_payload, sign
 
 
 async def test_a_burst_from_one_new_sender_makes_one_contact_and_one_conversation(h: Harness) -> None:
@@ -134,3 +136,85 @@ async def test_a_batch_asks_for_its_senders_and_their_conversations_once_and_joi
         identities = (await s.scalars(select(ContactIdentity.value).where(
             ContactIdentity.contact_id == ana["contact_id"]))).all()
         assert sorted(identities) == ["ana", "ana-laptop", "ana.new@example.com", "ana@example.com"]
+
+
+async def dispatched_events(h: Harness, account_id: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(job's account, event) for every events.dispatch job, oldest first."""
+    async with h.runtime.uow() as uow:
+        jobs = (await uow.session.scalars(select(Job).where(Job.kind == "events.dispatch").order_by(Job.id))).all()
+    return [(job.account_id, e) for job in jobs for e in job.payload["events"]]
+
+
+def api_delivery(active: Any, secret: str, source: str, content: str, **contact: Any) -> Delivery:
+    body = orjson.dumps(inbound_payload(contact={"source_id": source, **contact}, content=content))
+    return prepare(active.inbox, active.adapter, InboundRequest(sign(secret, body), body))
+
+
+async def subscribe(h: Harness, ctx: AccountCtx) -> None:
+    r = await h.client.post("/api/v1/webhooks", headers=ctx.admin.headers, json={
+        "url": "https://crm.example.com/hook", "event_types": ["message.created", "conversation.created"]})
+    assert r.status_code == 201, r.text
+
+
+async def test_each_message_of_a_batch_sees_the_sender_as_it_was_at_its_turn(h: Harness) -> None:
+    ctx = await h.make_account()
+    inbox = await h.make_api_inbox(ctx)
+    await subscribe(h, ctx)
+    active = await h.runtime.channels.active(h.runtime.sessionmaker, inbox.public_key)
+    assert active is not None
+    # A new sender whose first message carries no name and whose second names her.
+    await do_ingest_batch(h.runtime, [api_delivery(active, inbox.secret, "nora", "n1"),
+                                      api_delivery(active, inbox.secret, "nora", "n2", name="Nora")])
+    names = [(e["message"]["content"], e["message"]["sender"]["name"]) for _, e in await dispatched_events(h)
+             if e["type"] == "message.created"]
+    assert names == [("n1", "contact"), ("n2", "Nora")]  # a nameless sender is shown as "contact"
+    created = [e["conversation"]["contact"]["name"] for _, e in await dispatched_events(h)
+               if e["type"] == "conversation.created"]
+    assert created == [""]
+
+
+async def test_a_batch_from_two_accounts_keeps_their_senders_and_their_events_apart(h: Harness) -> None:
+    acme, other = await h.make_account("Acme"), await h.make_account("Other")
+    a_inbox, o_inbox = await h.make_api_inbox(acme, trust=True), await h.make_api_inbox(other, trust=True)
+    await subscribe(h, acme)
+    await subscribe(h, other)
+    a_active = await h.runtime.channels.active(h.runtime.sessionmaker, a_inbox.public_key)
+    o_active = await h.runtime.channels.active(h.runtime.sessionmaker, o_inbox.public_key)
+    assert a_active is not None and o_active is not None
+    # The same person writes to both companies in the same instant: two customers, one per account.
+    results = [r[0] for r in await do_ingest_batch(h.runtime, [
+        api_delivery(a_active, a_inbox.secret, "sam", "to acme", email="sam@example.com"),
+        api_delivery(o_active, o_inbox.secret, "sam", "to other, private", email="sam@example.com"),
+        api_delivery(a_active, a_inbox.secret, "sam-2", "acme again", email="sam@example.com"),
+    ])]
+    assert results[0].contact_id == results[2].contact_id != results[1].contact_id
+    assert results[0].conversation_id == results[2].conversation_id != results[1].conversation_id
+
+    events = await dispatched_events(h)
+    assert {account for account, _ in events} == {acme.account_id, other.account_id}
+    assert all(e["account_id"] == account for account, e in events), events
+    r = await h.client.get("/api/v1/jobs", headers=acme.admin.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["items"] and "to other, private" not in r.text and "acme again" in r.text
+
+
+async def test_a_batch_breaks_activity_ties_as_the_database_does(h: Harness) -> None:
+    clock.freeze(clock.now())  # every conversation is active at the same instant
+    ctx = await h.make_account()
+    inbox = await h.make_api_inbox(ctx)
+    first = []
+    for key in ("order-1", "order-2"):
+        r = await h.deliver(inbox, inbound_payload(source_id="carl", conversation_key=key))
+        assert r.status_code == 200, r.text
+        first.append(r.json()["conversation_id"])
+    active = await h.runtime.channels.active(h.runtime.sessionmaker, inbox.public_key)
+    assert active is not None
+
+    def keyed(content: str, key: str | None = None) -> Delivery:
+        extra = {"conversation_key": key} if key else {}
+        body = orjson.dumps(inbound_payload(source_id="carl", content=content, **extra))
+        return prepare(active.inbox, active.adapter, InboundRequest(sign(inbox.secret, body), body))
+
+    # order-1 is written to by key; on a tie of activity the higher id, order-2, stays the latest.
+    results = [r[0] for r in await do_ingest_batch(h.runtime, [keyed("by key", "order-1"), keyed("plain")])]
+    assert [r.conversation_id for r in results] == first

@@ -24,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 from swarmdesk.channels.base import ChannelAdapter, InboundMessage, InboundRequest, IngestResult, StatusUpdate
 from swarmdesk.channels.models import InboundReceipt, Inbox
 from swarmdesk.contacts import actions as contacts_actions
-from swarmdesk.contacts.actions import Sender
 from swarmdesk.contacts.identity import IdentityClaim
 from swarmdesk.conversations import actions as conversations_actions
 from swarmdesk.conversations import service as conversations_service
@@ -91,18 +90,20 @@ _INSERT_RECEIPTS = insert(InboundReceipt.__table__)
 
 
 async def _store(uow: UnitOfWork, d: Delivery, store: AttachmentStore,
-                 known: dict[int, IngestResult] | None = None, *, senders: list[Sender] | None = None,
+                 known: dict[int, IngestResult] | None = None, *,
+                 senders: contacts_actions.KnownSenders | None = None,
                  latest: conversations_service.LatestConversations | None = None) -> Results:
     """Store the delivery's messages in the caller's transaction; ``known`` ones (by position)
-    were stored before and are answered as they were. A group commit passes the ``senders`` it
-    resolved and the ``latest`` conversations it looked up for them."""
+    were stored before and are answered as they were. A group commit passes what it looked up
+    for the whole batch beforehand (``senders``, ``latest``)."""
     results: Results = []
     for position, m in enumerate(d.messages):
         if known and position in known:
             results.append(known[position])
             continue
-        sender = (senders[position] if senders is not None else
-                  await contacts_actions.resolve_sender(uow, d.inbox.account_id, m.claims, m.sender_name))
+        sender = await contacts_actions.resolve_sender(uow, d.inbox.account_id, m.claims, m.sender_name, senders)
+        if sender.created and latest is not None:
+            latest.new_contact(sender.contact.id)
         received = await conversations_actions.receive_message(
             uow, d.inbox, sender.contact, m, store=store, policy=d.policy, matched=sender.matched,
             new_contact=sender.created, latest=latest)
@@ -119,29 +120,31 @@ def _receipt(d: Delivery, results: Results, now: object) -> dict[str, object]:
             "body_sha256": d.body_sha, "message_id": results[0].message_id if results else None, "received_at": now}
 
 
-async def _resolve_senders(uow: UnitOfWork, batch: list[Delivery]) -> list[list[Sender]]:
-    """Every message's sender, the batch's identifiers looked up in one statement per account
-    (not one per message); in order, so a contact created for one message is found by the next."""
-    known = contacts_actions.KnownSenders()
+async def _look_up(uow: UnitOfWork, batch: list[Delivery]) -> tuple[contacts_actions.KnownSenders,
+                                                                    conversations_service.LatestConversations]:
+    """What every message of the batch would ask for itself, asked once: who holds its sender's
+    verified identifiers (one statement per account) and those contacts' latest conversations in
+    the batch's inboxes (one statement). Messages are then stored in order, each seeing what the
+    ones before it changed, as if stored one by one."""
+    session = uow.session
+    senders = contacts_actions.KnownSenders()
     claims_by_account: dict[int, list[IdentityClaim]] = {}
     for d in batch:
         claims_by_account.setdefault(d.inbox.account_id, []).extend(c for m in d.messages for c in m.claims)
     for account_id, claims in claims_by_account.items():
-        await known.prefetch(uow.session, account_id, claims)
-    return [[await contacts_actions.resolve_sender(uow, d.inbox.account_id, m.claims, m.sender_name, known)
-             for m in d.messages] for d in batch]
+        await senders.prefetch(session, account_id, claims)
+    latest = conversations_service.LatestConversations()
+    await latest.prefetch(session, [(contact.id, d.inbox.id) for d in batch for m in d.messages
+                                    for contact in senders.holders(d.inbox.account_id, m.claims)])
+    return senders, latest
 
 
 async def do_ingest_batch(runtime: Runtime, batch: list[Delivery]) -> list[Results]:
     """Store deliveries in one transaction; raises IntegrityError if any of them conflicts."""
     store = AttachmentStore(runtime.settings.attachments_dir)
     async with runtime.uow() as uow:
-        senders = await _resolve_senders(uow, batch)
-        latest = conversations_service.LatestConversations()
-        await latest.prefetch(uow.session, [(s.contact.id, d.inbox.id) for d, of_d in zip(batch, senders, strict=True)
-                                            for s in of_d if not s.created])
-        results = [await _store(uow, d, store, senders=of_d, latest=latest)
-                   for d, of_d in zip(batch, senders, strict=True)]
+        senders, latest = await _look_up(uow, batch)
+        results = [await _store(uow, d, store, senders=senders, latest=latest) for d in batch]
         now = utcnow()
         await uow.session.execute(_INSERT_RECEIPTS, [_receipt(d, r, now) for d, r in zip(batch, results, strict=True)])
         await uow.commit()

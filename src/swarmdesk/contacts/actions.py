@@ -106,6 +106,11 @@ class KnownSenders:
                 found.append((key, contact))
         return found
 
+    def holders(self, account_id: int, claims: Sequence[IdentityClaim]) -> list[Contact]:
+        """The contacts known to hold any of these verified identifiers."""
+        found = (self._holders.get((account_id, service.claim_key(c))) for c in claims if c.verified)
+        return list({contact.id: contact for contact in found if contact is not None}.values())
+
     def hold(self, contact: Contact, claims: Sequence[IdentityClaim]) -> None:
         for c in claims:
             self._holders[(contact.account_id, service.claim_key(c))] = contact

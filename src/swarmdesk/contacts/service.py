@@ -46,13 +46,13 @@ async def find_by_claims(session: AsyncSession, account_id: int,
         select(ContactIdentity).where(ContactIdentity.account_id == account_id, or_(*conditions)))).all())
 
 
+_CLAIM_KEY = tuple_(ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value)
 # Built once: constructing a statement costs more than running it on the intake hot path.
 _BY_CLAIM_KEYS = (
     select(Contact, ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value)
     .join(ContactIdentity, Contact.id == ContactIdentity.contact_id)
     .where(ContactIdentity.account_id == bindparam("account_id"),
-           tuple_(ContactIdentity.kind, ContactIdentity.scope, ContactIdentity.value).in_(
-               bindparam("keys", expanding=True))))
+           _CLAIM_KEY.in_(bindparam("keys", expanding=True, type_=_CLAIM_KEY.type))))
 
 ClaimKey = tuple[str, str, str]  # (kind, scope, value): what an identity is unique on within an account
 

@@ -115,13 +115,16 @@ _LATEST_FOR_PAIRS = select(aliased(Conversation, _LATEST_FOR_PAIRS_RANKED)).wher
 
 class LatestConversations:
     """Each (contact, inbox)'s latest conversation a new message may continue, for one group
-    commit: asked for all of the batch's senders in one statement, and kept true as the batch's
-    messages start and join conversations (a message makes its conversation the latest)."""
+    commit: asked for all of the batch's known senders in one statement, and kept true as the
+    batch's messages start and join conversations — the same answer, in the same order (latest
+    activity, then highest id), that asking the database before each message would give."""
 
-    __slots__ = ("_latest",)
+    __slots__ = ("_latest", "_joined", "_new_contacts")
 
     def __init__(self) -> None:
-        self._latest: dict[tuple[int, int], Conversation | None] = {}
+        self._latest: dict[tuple[int, int], Conversation | None] = {}  # asked, then kept true
+        self._joined: dict[tuple[int, int], Conversation] = {}  # joined by the batch, not asked yet
+        self._new_contacts: set[int] = set()  # made by the batch: their conversations are all in _joined
 
     async def prefetch(self, session: AsyncSession, pairs: Sequence[tuple[int, int]]) -> None:
         pairs = [pair for pair in dict.fromkeys(pairs) if pair not in self._latest]
@@ -131,15 +134,35 @@ class LatestConversations:
                                                          "inbox_ids": sorted({i for _, i in pairs})})
         found = {(c.contact_id, c.inbox_id): c for c in rows}
         for pair in pairs:
-            self._latest[pair] = found.get(pair)
+            self._latest[pair] = _later(found.get(pair), self._joined.pop(pair, None))
 
     async def get(self, session: AsyncSession, contact_id: int, inbox_id: int) -> Conversation | None:
-        if (contact_id, inbox_id) not in self._latest:
-            self._latest[(contact_id, inbox_id)] = await find_latest_for_contact(session, contact_id, inbox_id)
-        return self._latest[(contact_id, inbox_id)]
+        pair = (contact_id, inbox_id)
+        if contact_id in self._new_contacts:
+            return self._joined.get(pair)
+        if pair not in self._latest:
+            # The batch's own changes to conversations are not flushed yet: the database ranks by
+            # their old activity, so what this batch joined is compared here.
+            found = await find_latest_for_contact(session, contact_id, inbox_id)
+            self._latest[pair] = _later(found, self._joined.pop(pair, None))
+        return self._latest[pair]
+
+    def new_contact(self, contact_id: int) -> None:
+        self._new_contacts.add(contact_id)
 
     def joined(self, conversation: Conversation) -> None:
-        self._latest[(conversation.contact_id, conversation.inbox_id)] = conversation
+        """A message of the batch joined (or started) the conversation, which is not closed."""
+        pair = (conversation.contact_id, conversation.inbox_id)
+        if pair in self._latest:
+            self._latest[pair] = _later(self._latest[pair], conversation)
+        else:
+            self._joined[pair] = _later(self._joined.get(pair), conversation) or conversation
+
+
+def _later(a: Conversation | None, b: Conversation | None) -> Conversation | None:
+    if a is None or b is None:
+        return a or b
+    return a if (a.last_activity_at, a.id) >= (b.last_activity_at, b.id) else b
 
 
 async def message_by_external_id(session: AsyncSession, inbox_id: int, external_id: str) -> Message | None:

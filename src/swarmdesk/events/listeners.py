@@ -101,9 +101,14 @@ class EventCommitHooks:
 
     async def before_commit(self, session: AsyncSession, events: list[BaseEvent]) -> None:
         durable = await self.registry.durable(session, events) if events else []
-        if durable:
-            jobs_service.enqueue(session, DISPATCH_JOB, {"events": [e.model_dump(mode="json") for e in durable]},
-                                 account_id=durable[0].account_id)
+        # One job per account (a group commit may hold several): a job is shown to, and retried
+        # by, its account's admins, so it must carry nothing of another account's.
+        by_account: dict[int, list[BaseEvent]] = {}
+        for event in durable:
+            by_account.setdefault(event.account_id, []).append(event)
+        for account_id, of_account in by_account.items():
+            jobs_service.enqueue(session, DISPATCH_JOB, {"events": [e.model_dump(mode="json") for e in of_account]},
+                                 account_id=account_id)
 
     async def after_commit(self, session: AsyncSession, events: list[BaseEvent]) -> None:
         if events:
