@@ -25,6 +25,7 @@ from swarmdesk.jobs.models import Job
 from swarmdesk.portal.models import PortalMagicLink
 from tests.mailservers import SmtpSink
 from tests.support import AccountCtx, Harness
+from tests.test_realtime import open_ws
 
 AUTHSERV = "mx.acme.example"
 SUPPORT = "support@acme.example"
@@ -482,6 +483,22 @@ async def test_signing_out_deletes_the_session(h: Harness, smtp: SmtpSink, porta
     r = await portal.post(f"/portal/{slug}/sign-out", data={"csrf": portal.cookies["sd_portal_csrf"]}, headers=ORIGIN)
     assert r.status_code == 303 and r.headers["location"] == f"/portal/{slug}"
     assert await count(h, CustomerSession) == 0
+
+
+async def test_signing_out_ends_the_sessions_live_connection(h: Harness, smtp: SmtpSink, portal: httpx.AsyncClient,
+                                                             desk: dict[str, Any], live) -> None:  # noqa: ANN001
+    await signed_in(h, smtp, portal, desk["slug"], "ana@example.org")
+    r = await portal.post("/api/v1/realtime/register", headers=csrf(portal))
+    assert r.status_code == 200, r.text
+    queue_id = r.json()["queue_id"]
+    async with open_ws(live, queue_id) as sock:
+        r = await portal.delete("/api/v1/portal/session", headers=csrf(portal))
+        assert r.status_code == 204, r.text
+        (event,) = await sock.events(1)
+        assert event["type"] == "credential.revoked"
+        await sock.expect_reload(1012)
+    async with open_ws(live, queue_id, 0) as sock:
+        await sock.expect_reload(4000)
 
 
 async def test_a_session_expires(h: Harness, smtp: SmtpSink, portal: httpx.AsyncClient, desk: dict[str, Any]) -> None:

@@ -746,15 +746,17 @@ def _enumerated_clients() -> list[Client]:
             for team_ids in ((), (10,), (11,), (10, 11)):
                 clients.append(Client(QueueInfo(queue_id=f"q{len(clients)}", account_id=account_id,
                                                 principal_kind="user", principal_id=next(user_ids), role=role,
-                                                team_ids=team_ids)))
+                                                team_ids=team_ids, credential=f"token:{len(clients)}")))
         # The same contact id in both accounts: accounts must still not mix.
         for contact_id in (100, 101):
             clients.append(Client(QueueInfo(queue_id=f"q{len(clients)}", account_id=account_id,
-                                            principal_kind="contact", principal_id=contact_id)))
-    # Two sockets of one user.
+                                            principal_kind="contact", principal_id=contact_id,
+                                            credential=f"customer_session:{len(clients)}")))
+    # Two sockets of one user, signed in twice.
     twin = clients[0].info
     clients.append(Client(QueueInfo(queue_id="twin", account_id=twin.account_id, principal_kind="user",
-                                    principal_id=twin.principal_id, role=twin.role, team_ids=twin.team_ids)))
+                                    principal_id=twin.principal_id, role=twin.role, team_ids=twin.team_ids,
+                                    credential="session:1")))
     return clients
 
 
@@ -763,15 +765,17 @@ def _enumerated_audiences() -> list[Audience]:
     team_options = [(), (10,), (11,), (10, 11), (12,)]
     user_options = [(), (1,), (3, 7), (15,), (20,), (99,)]  # 1..16 are account 1's users, 17..32 account 2's
     contact_options = [(), (100,), (101,), (100, 101), (102,)]
-    return [Audience(roles=r, all_agents=a, team_ids=t, user_ids=u, contact_ids=c)
-            for r, a, t, u, c in itertools.product(roles_options, (False, True), team_options, user_options,
-                                                   contact_options)]
+    # A sign-in's own sockets: the first user's twin, two staff tokens, a customer's session.
+    credential_options = [(), ("session:1", "token:5", "token:20", "customer_session:16")]
+    return [Audience(roles=r, all_agents=a, team_ids=t, user_ids=u, contact_ids=c, credentials=k)
+            for r, a, t, u, c, k in itertools.product(roles_options, (False, True), team_options, user_options,
+                                                      contact_options, credential_options)]
 
 
 def test_hub_indexes_and_audience_rule_agree() -> None:
     clients = _enumerated_clients()
     audiences = _enumerated_audiences()
-    assert len(audiences) == 1800
+    assert len(audiences) == 3600
     hub = Hub()
     for c in clients:
         hub.attach(c)

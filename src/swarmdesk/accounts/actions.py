@@ -19,7 +19,7 @@ from swarmdesk.accounts.schemas import (
     UserCreate,
     UserUpdate,
 )
-from swarmdesk.auth.principals import StaffPrincipal
+from swarmdesk.auth.principals import StaffPrincipal, staff_credential
 from swarmdesk.config import Settings
 from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import UnitOfWork
@@ -33,7 +33,7 @@ from swarmdesk.core.security import (
     verify_password,
 )
 from swarmdesk.events.base import Audience
-from swarmdesk.events.types import AccessChanged
+from swarmdesk.events.types import AccessChanged, CredentialRevoked
 
 
 def _hash(settings: Settings, password: str) -> str:
@@ -42,6 +42,11 @@ def _hash(settings: Settings, password: str) -> str:
 
 def _access_changed(uow: UnitOfWork, account_id: int, user_id: int) -> None:
     uow.publish(AccessChanged(account_id=account_id, audience=Audience(user_ids=(user_id,)), user_id=user_id))
+
+
+def _credential_revoked(uow: UnitOfWork, account_id: int, user_id: int, credential: str) -> None:
+    uow.publish(CredentialRevoked(account_id=account_id,
+                                  audience=Audience(user_ids=(user_id,), credentials=(credential,))))
 
 
 def slugify(name: str) -> str:
@@ -206,6 +211,7 @@ async def do_revoke_api_token(uow: UnitOfWork, principal: StaffPrincipal, api_to
         api_token.revoked_at = utcnow()
         service.audit(uow.session, principal.account_id, principal.user_id, "api_token.revoked", "api_token",
                       api_token.id, {"name": api_token.name})
+        _credential_revoked(uow, api_token.account_id, api_token.user_id, staff_credential("token", api_token.id))
         await uow.commit()
 
 
@@ -224,5 +230,9 @@ async def do_login(uow: UnitOfWork, settings: Settings, email: str, password: st
 
 
 async def do_logout(uow: UnitOfWork, session_token: str) -> None:
-    await uow.session.execute(delete(BrowserSession).where(BrowserSession.token_hash == token_digest(session_token)))
+    ended = (await uow.session.execute(delete(BrowserSession).where(
+        BrowserSession.token_hash == token_digest(session_token)).returning(
+        BrowserSession.id, BrowserSession.account_id, BrowserSession.user_id))).all()
+    for session_id, account_id, user_id in ended:
+        _credential_revoked(uow, account_id, user_id, staff_credential("session", session_id))
     await uow.commit()

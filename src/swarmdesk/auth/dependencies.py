@@ -66,7 +66,7 @@ async def current_staff(request: Request, uow: Uow) -> StaffPrincipal:
             raise NotAuthenticated("API token is invalid, expired or revoked")
         user, api_token = found
         scopes: frozenset[str] | None = frozenset(api_token.scopes)
-        via = "token"
+        via, credential_id = "token", api_token.id
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie and request.cookies.get(PORTAL_COOKIE):
@@ -82,12 +82,13 @@ async def current_staff(request: Request, uow: Uow) -> StaffPrincipal:
             sent = request.headers.get(CSRF_HEADER, "")
             if not sent or not hmac.compare_digest(sent.encode(), browser_session.csrf_token.encode()):
                 raise Forbidden("missing or wrong CSRF token (send the X-CSRF-Token header)")
-        scopes, via = None, "session"
+        scopes, via, credential_id = None, "session", browser_session.id
     if not user.is_active:
         raise NotAuthenticated("this user is deactivated")
     return StaffPrincipal(
         user_id=user.id, account_id=user.account_id, role=user.role, name=user.name, email=user.email,
-        team_ids=await service.team_ids_for(uow.session, user.id), scopes=scopes, via=via)
+        team_ids=await service.team_ids_for(uow.session, user.id), scopes=scopes, via=via,
+        credential_id=credential_id)
 
 
 async def current_customer(request: Request, uow: Uow) -> CustomerPrincipal:

@@ -17,6 +17,14 @@ SCOPES = {
 }
 
 
+def staff_credential(via: str, credential_id: int) -> str:
+    return f"{via}:{credential_id}"
+
+
+def customer_credential(session_id: int) -> str:
+    return f"customer_session:{session_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class StaffPrincipal:
     user_id: int
@@ -27,6 +35,7 @@ class StaffPrincipal:
     team_ids: tuple[int, ...]
     scopes: frozenset[str] | None  # None: a browser session, every scope the role allows
     via: str  # "session" | "token" | "system"
+    credential_id: int | None = None  # the browser session's or API token's id (None: the system)
 
     @classmethod
     def system(cls, account_id: int, name: str = "Swarmdesk") -> StaffPrincipal:
@@ -38,6 +47,12 @@ class StaffPrincipal:
     @property
     def is_system(self) -> bool:
         return self.via == "system"
+
+    @property
+    def credential(self) -> str:
+        """What this request was authenticated with, e.g. ``token:12``: a real-time queue is bound
+        to it and ends when it is revoked."""
+        return staff_credential(self.via, self.credential_id) if self.credential_id is not None else ""
 
     def has_scope(self, scope: str) -> bool:
         return self.scopes is None or scope in self.scopes
@@ -57,3 +72,7 @@ class CustomerPrincipal:
     account_id: int
     inbox_id: int | None  # None: a customer portal session (every conversation of the contact)
     session_id: int
+
+    @property
+    def credential(self) -> str:
+        return customer_credential(self.session_id)

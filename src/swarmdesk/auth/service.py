@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.accounts.models import ApiToken, BrowserSession, TeamMember, User
@@ -57,3 +57,28 @@ async def portal_session_for(session: AsyncSession, token: str) -> CustomerSessi
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email.lower()))
+
+
+async def credential_is_live(session: AsyncSession, principal_id: int, credential: str) -> bool:
+    """Whether the credential a real-time queue was registered with (``auth.principals``'
+    ``staff_credential`` / ``customer_credential``) still belongs to its principal and is neither
+    revoked, signed out nor expired. A queue registered before queues named one (``""``) passes."""
+    kind, _, raw_id = credential.partition(":")
+    if not credential:
+        return True
+    if not raw_id.isdigit():
+        return False
+    now, ident = utcnow(), int(raw_id)
+    if kind == "token":
+        found = await session.scalar(select(ApiToken.id).where(
+            ApiToken.id == ident, ApiToken.user_id == principal_id, ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now)))
+    elif kind == "session":
+        found = await session.scalar(select(BrowserSession.id).where(
+            BrowserSession.id == ident, BrowserSession.user_id == principal_id, BrowserSession.expires_at > now))
+    elif kind == "customer_session":
+        found = await session.scalar(select(CustomerSession.id).where(
+            CustomerSession.id == ident, CustomerSession.contact_id == principal_id, CustomerSession.expires_at > now))
+    else:
+        return False
+    return found is not None

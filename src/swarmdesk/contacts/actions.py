@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.accounts import service as accounts_service
-from swarmdesk.auth.principals import StaffPrincipal
+from swarmdesk.auth.principals import StaffPrincipal, customer_credential
 from swarmdesk.channels.models import Inbox
 from swarmdesk.contacts import matching, service
 from swarmdesk.contacts.identity import IdentityClaim
@@ -44,7 +44,8 @@ from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import UnitOfWork
 from swarmdesk.core.errors import Conflict, NotFound, ValidationFailed
 from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, new_token, token_digest
-from swarmdesk.events.types import ContactCreated, ContactUpdated, ConversationUpdated
+from swarmdesk.events.base import Audience
+from swarmdesk.events.types import ContactCreated, ContactUpdated, ConversationUpdated, CredentialRevoked
 from swarmdesk.jobs import service as jobs_service
 
 
@@ -386,9 +387,13 @@ async def do_merge_contacts(uow: UnitOfWork, principal: StaffPrincipal, survivor
     if any(i.verified for i in identities):
         # The survivor now holds verified identities (and their history) its own widget or app
         # sessions never proved: those sessions end. Portal sessions (a verified address) stay.
-        revoked = (await session.execute(delete(CustomerSession).where(
-            CustomerSession.contact_id == survivor.id, CustomerSession.inbox_id.is_not(None)))).rowcount
-        moved.revoked_sessions = revoked or 0
+        revoked = (await session.scalars(delete(CustomerSession).where(
+            CustomerSession.contact_id == survivor.id, CustomerSession.inbox_id.is_not(None)).returning(
+            CustomerSession.id))).all()
+        moved.revoked_sessions = len(revoked)
+        if revoked:  # and so do their live connections
+            uow.publish(CredentialRevoked(account_id=survivor.account_id, audience=Audience(
+                contact_ids=(survivor.id,), credentials=tuple(customer_credential(i) for i in revoked))))
     conversations = await service.conversations_of(session, principal.account_id, merged.id)
     moved.conversation_ids = [c.id for c in conversations]
     notes = await service.notes_of(session, merged.id, limit=10_000)

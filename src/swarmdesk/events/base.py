@@ -26,6 +26,9 @@ class Audience(BaseModel):
     team_ids: tuple[int, ...] = ()
     user_ids: tuple[int, ...] = ()
     contact_ids: tuple[int, ...] = ()
+    # When set, only the real-time queues registered with one of these credentials (e.g.
+    # "token:12") among those the fields above name: for what concerns one sign-in, not the person.
+    credentials: tuple[str, ...] = ()
 
 
 # What caused the events built while it is set: automation sets it around the actions a rule or a

@@ -103,6 +103,15 @@ class AccessChanged(BaseEvent):
     user_id: int
 
 
+class CredentialRevoked(BaseEvent):
+    """A sign-in ended (an API token revoked, a browser or customer session signed out or
+    revoked): the live connections registered with it stop and must register again, which that
+    credential no longer can. Its audience names the credential, so the person's other sign-ins
+    carry on."""
+
+    type: Literal["credential.revoked"] = "credential.revoked"
+
+
 # Typing notices (web chat and the agent workspace). Ephemeral: nothing is stored and webhooks are
 # never offered them; a client forgets one after a few seconds unless it is renewed.
 class ConversationTyping(BaseEvent):

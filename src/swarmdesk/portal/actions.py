@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 
 from swarmdesk.accounts.models import Account
-from swarmdesk.auth.principals import CustomerPrincipal
+from swarmdesk.auth.principals import CustomerPrincipal, customer_credential
 from swarmdesk.channels.base import InboundMessage
 from swarmdesk.channels.models import Inbox
 from swarmdesk.contacts.models import Contact, CustomerSession
@@ -22,6 +22,8 @@ from swarmdesk.core.db import UnitOfWork
 from swarmdesk.core.errors import Conflict, DomainError, NotFound
 from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, new_token, token_digest
 from swarmdesk.core.storage import AttachmentStore
+from swarmdesk.events.base import Audience
+from swarmdesk.events.types import CredentialRevoked
 from swarmdesk.jobs import service as jobs_service
 from swarmdesk.portal import service
 from swarmdesk.portal.models import PortalMagicLink
@@ -115,9 +117,14 @@ async def do_redeem_magic_link(uow: UnitOfWork, account: Account, token: str) ->
 
 
 async def do_end_portal_session(uow: UnitOfWork, session_id: int) -> None:
-    """Sign out: the session is deleted, so its cookie is worthless from now on."""
-    await uow.session.execute(delete(CustomerSession).where(CustomerSession.id == session_id,
-                                                            CustomerSession.inbox_id.is_(None)))
+    """Sign out: the session is deleted, so its cookie is worthless from now on, and its live
+    connections end."""
+    ended = (await uow.session.execute(delete(CustomerSession).where(
+        CustomerSession.id == session_id, CustomerSession.inbox_id.is_(None)).returning(
+        CustomerSession.account_id, CustomerSession.contact_id))).all()
+    for account_id, contact_id in ended:
+        uow.publish(CredentialRevoked(account_id=account_id, audience=Audience(
+            contact_ids=(contact_id,), credentials=(customer_credential(session_id),))))
     await uow.commit()
 
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # A client that falls this far behind is cut off and told to resume; it reconnects and replays.
 MAX_PENDING = 5000
 # Events the stream itself must see (it ends the stream after sending them): never written directly.
-STREAM_CONTROL = frozenset({"access.changed"})
+STREAM_CONTROL = frozenset({"access.changed", "credential.revoked"})
 
 
 class Client:
@@ -78,6 +78,8 @@ class Client:
 
 def audience_includes(audience: Audience, info: QueueInfo) -> bool:
     """The rule the indexes implement, used for replay; a test holds the two to the same answer."""
+    if audience.credentials and info.credential not in audience.credentials:
+        return False
     if info.principal_kind == "contact":
         return info.principal_id in audience.contact_ids
     if info.principal_id in audience.user_ids:
@@ -195,6 +197,8 @@ class Hub:
             found |= self._by_user.get((account, user_id), set())
         for contact_id in audience.contact_ids:
             found |= self._by_contact.get((account, contact_id), set())
+        if audience.credentials:
+            found = {client for client in found if client.info.credential in audience.credentials}
         return found
 
     def dispatch(self, event: RoutedEvent) -> None:

@@ -28,6 +28,7 @@ class QueueInfo:
     role: str | None = None
     team_ids: tuple[int, ...] = ()
     last_acked: int = 0
+    credential: str = ""  # what it was registered with (auth.principals); revoking it ends the queue
     created_at: float = field(default_factory=time.time)
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from swarmdesk.accounts import service as accounts_service
 from swarmdesk.accounts.models import User
+from swarmdesk.auth import service as auth_service
 from swarmdesk.auth.dependencies import (
     PORTAL_COOKIE,
     SESSION_COOKIE,
@@ -80,7 +81,7 @@ async def register(principal: Annotated[StaffPrincipal | CustomerPrincipal, Depe
     if isinstance(principal, StaffPrincipal):
         info = QueueInfo(queue_id=new_queue_id(), account_id=principal.account_id, principal_kind="user",
                          principal_id=principal.user_id, role=str(principal.role), team_ids=principal.team_ids,
-                         last_acked=last_event_id)
+                         last_acked=last_event_id, credential=principal.credential)
         user = await accounts_service.get_user(uow.session, principal.account_id, principal.user_id)
         state: dict[str, Any] = {
             "user": (await accounts_service.users_out(uow.session, [user]))[0].model_dump(mode="json"),
@@ -90,7 +91,8 @@ async def register(principal: Annotated[StaffPrincipal | CustomerPrincipal, Depe
         }
     else:
         info = QueueInfo(queue_id=new_queue_id(), account_id=principal.account_id, principal_kind="contact",
-                         principal_id=principal.contact_id, last_acked=last_event_id)
+                         principal_id=principal.contact_id, last_acked=last_event_id,
+                         credential=principal.credential)
         conversations = await conversations_service.list_for_contact(uow.session, principal.account_id,
                                                                      principal.contact_id,
                                                                      inbox_id=principal.inbox_id)
@@ -102,7 +104,10 @@ async def register(principal: Annotated[StaffPrincipal | CustomerPrincipal, Depe
 
 
 async def _still_allowed(runtime: Runtime, info: QueueInfo) -> bool:
+    """Whether a queue may be resumed: its principal as it was, its credential still good."""
     async with runtime.uow() as uow:
+        if not await auth_service.credential_is_live(uow.session, info.principal_id, info.credential):
+            return False
         if info.principal_kind == "user":
             user = await uow.session.get(User, info.principal_id)
             return user is not None and user.is_active and str(user.role) == info.role

@@ -119,6 +119,9 @@ document.addEventListener("keydown", (event) => {
   lastKey = event.key;
 });
 $("#sign-out").addEventListener("click", async () => {
+  // Live updates stop first: signing out ends this session's connection (credential.revoked),
+  // and the page must not try to catch up on it while it leaves.
+  realtime.stop();
   try { await api("POST", "/api/v1/auth/logout"); } finally { location.assign("/login"); }
 });
 

@@ -76,6 +76,10 @@ function startLive(handlers, onReload) {
   for (const [type, handler] of Object.entries(handlers)) live.on(type, handler);
   if (onReload) live.on("realtime.reload", onReload);
   live.start().catch((error) => console.warn("live updates are off:", error.message));
+  // Signing out ends this session's connection: the page is leaving, so it stops listening first
+  // (catching up would race the sign-out's own navigation).
+  const signOut = document.querySelector("form.sign-out");
+  if (signOut) signOut.addEventListener("submit", () => live.stop());
   return live;
 }
 

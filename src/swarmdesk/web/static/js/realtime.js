@@ -47,6 +47,7 @@ export class Realtime {
   }
 
   handle(frame) {
+    if (this.stopped) return;
     if (frame.op === "reload") { this.reload(); return; }
     if (frame.op !== "events") return;
     for (const event of frame.events) {
@@ -95,6 +96,7 @@ export class Realtime {
   }
 
   async reload() {
+    if (this.stopped) return;  // e.g. signing out: the page is leaving, not catching up
     if (this.ws) { const ws = this.ws; this.ws = null; ws.close(); }
     if (this.sse) { this.sse.close(); this.sse = null; }
     this.lastEventId = null;
