@@ -19,6 +19,7 @@ from swarmdesk.accounts.schemas import (
     UserCreate,
     UserUpdate,
 )
+from swarmdesk.auth import audience as auth_audience
 from swarmdesk.auth.principals import StaffPrincipal, staff_credential
 from swarmdesk.config import Settings
 from swarmdesk.core.clock import utcnow
@@ -45,8 +46,7 @@ def _access_changed(uow: UnitOfWork, account_id: int, user_id: int) -> None:
 
 
 def _credential_revoked(uow: UnitOfWork, account_id: int, user_id: int, credential: str) -> None:
-    uow.publish(CredentialRevoked(account_id=account_id,
-                                  audience=Audience(user_ids=(user_id,), credentials=(credential,))))
+    uow.publish(CredentialRevoked(account_id=account_id, audience=auth_audience.staff_sign_in(user_id, credential)))
 
 
 def slugify(name: str) -> str:

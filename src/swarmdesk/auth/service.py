@@ -63,9 +63,9 @@ async def credential_is_live(session: AsyncSession, principal_id: int, credentia
     """Whether the credential a real-time queue was registered with (``auth.principals``'
     ``staff_credential`` / ``customer_credential``) still belongs to its principal and is neither
     revoked, signed out nor expired. A queue registered before queues named one (``""``) passes."""
-    kind, _, raw_id = credential.partition(":")
     if not credential:
         return True
+    kind, _, raw_id = credential.partition(":")
     if not raw_id.isdigit():
         return False
     now, ident = utcnow(), int(raw_id)

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from swarmdesk.accounts import service as accounts_service
+from swarmdesk.auth import audience as auth_audience
 from swarmdesk.auth.principals import StaffPrincipal, customer_credential
 from swarmdesk.channels.models import Inbox
 from swarmdesk.contacts import matching, service
@@ -44,7 +45,6 @@ from swarmdesk.core.clock import utcnow
 from swarmdesk.core.db import UnitOfWork
 from swarmdesk.core.errors import Conflict, NotFound, ValidationFailed
 from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, new_token, token_digest
-from swarmdesk.events.base import Audience
 from swarmdesk.events.types import ContactCreated, ContactUpdated, ConversationUpdated, CredentialRevoked
 from swarmdesk.jobs import service as jobs_service
 
@@ -392,8 +392,8 @@ async def do_merge_contacts(uow: UnitOfWork, principal: StaffPrincipal, survivor
             CustomerSession.id))).all()
         moved.revoked_sessions = len(revoked)
         if revoked:  # and so do their live connections
-            uow.publish(CredentialRevoked(account_id=survivor.account_id, audience=Audience(
-                contact_ids=(survivor.id,), credentials=tuple(customer_credential(i) for i in revoked))))
+            uow.publish(CredentialRevoked(account_id=survivor.account_id, audience=auth_audience.customer_sign_ins(
+                survivor.id, [customer_credential(i) for i in revoked])))
     conversations = await service.conversations_of(session, principal.account_id, merged.id)
     moved.conversation_ids = [c.id for c in conversations]
     notes = await service.notes_of(session, merged.id, limit=10_000)

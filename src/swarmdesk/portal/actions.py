@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 
 from swarmdesk.accounts.models import Account
+from swarmdesk.auth import audience as auth_audience
 from swarmdesk.auth.principals import CustomerPrincipal, customer_credential
 from swarmdesk.channels.base import InboundMessage
 from swarmdesk.channels.models import Inbox
@@ -22,7 +23,6 @@ from swarmdesk.core.db import UnitOfWork
 from swarmdesk.core.errors import Conflict, DomainError, NotFound
 from swarmdesk.core.security import CUSTOMER_TOKEN_PREFIX, new_token, token_digest
 from swarmdesk.core.storage import AttachmentStore
-from swarmdesk.events.base import Audience
 from swarmdesk.events.types import CredentialRevoked
 from swarmdesk.jobs import service as jobs_service
 from swarmdesk.portal import service
@@ -123,8 +123,8 @@ async def do_end_portal_session(uow: UnitOfWork, session_id: int) -> None:
         CustomerSession.id == session_id, CustomerSession.inbox_id.is_(None)).returning(
         CustomerSession.account_id, CustomerSession.contact_id))).all()
     for account_id, contact_id in ended:
-        uow.publish(CredentialRevoked(account_id=account_id, audience=Audience(
-            contact_ids=(contact_id,), credentials=(customer_credential(session_id),))))
+        uow.publish(CredentialRevoked(account_id=account_id, audience=auth_audience.customer_sign_ins(
+            contact_id, [customer_credential(session_id)])))
     await uow.commit()
 
 
