@@ -138,7 +138,7 @@ async def test_a_batch_asks_for_its_senders_and_their_conversations_once_and_joi
         assert sorted(identities) == ["ana", "ana-laptop", "ana.new@example.com", "ana@example.com"]
 
 
-async def dispatched_events(h: Harness, account_id: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+async def dispatched_events(h: Harness) -> list[tuple[int, dict[str, Any]]]:
     """(job's account, event) for every events.dispatch job, oldest first."""
     async with h.runtime.uow() as uow:
         jobs = (await uow.session.scalars(select(Job).where(Job.kind == "events.dispatch").order_by(Job.id))).all()
